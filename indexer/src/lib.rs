@@ -1,0 +1,1 @@
+//! Follows the network and folds fm.plyr.* records into the Postgres view.

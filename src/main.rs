@@ -1,0 +1,2 @@
+//! `plyr-appview`: the one binary.
+fn main() {}
