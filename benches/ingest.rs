@@ -1,2 +1,246 @@
-//! Ingest benchmark.
-fn main() {}
+//! Ingest benchmark: replays 200k+ Jetstream events (tracks, likes, comments and another
+//! namespace's noise) at full speed into the release `plyr-appview run`, and reports events/s
+//! until the cursor covers them all, the peak RSS of the process, how long one fresh record
+//! takes to become visible over XRPC afterwards, and the ceiling: this machine's Postgres doing
+//! one bulk upsert of as many track rows.
+//!
+//! Run: `cargo bench --bench ingest` (needs Postgres at DATABASE_URL, see .cargo/config.toml).
+//! `BENCH_EVENTS=N` changes the size.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{PgPool, Postgres};
+
+use support::events::*;
+use support::jetstream::{Frame, ScriptedJetstream};
+
+struct Mix {
+    frames: Vec<Frame>,
+    tracks: usize,
+    likes: usize,
+    comments: usize,
+    noise: usize,
+}
+
+/// 10% tracks, 70% likes, 10% comments, 10% fm.plyr.stg noise, spread over many repos.
+fn mix(total: usize) -> Mix {
+    let mut frames = Vec::with_capacity(total + 1);
+    let (mut tracks, mut likes, mut comments, mut noise) = (0, 0, 0, 0);
+    let mut track_uris: Vec<String> = Vec::new();
+    let artists = 2_000u32;
+    let fans = 20_000u32;
+    for i in 0..total {
+        let time = T0 + i64::try_from(i).unwrap_or(i64::MAX) + 1;
+        let seq = u64::try_from(i).unwrap_or(u64::MAX) + 1;
+        let slot = i % 10;
+        if slot == 0 || track_uris.is_empty() {
+            let artist = did(u32::try_from(tracks).unwrap_or(0) % artists);
+            let rkey = format!("3kt{tracks:010}");
+            let record = track_record("fm.plyr", &format!("track {tracks}"), "2026-01-01T00:00:00Z");
+            frames.push(create(time, &artist, "fm.plyr.track", &rkey, &rev(seq), record));
+            track_uris.push(uri(&artist, "fm.plyr.track", &rkey));
+            tracks += 1;
+        } else if slot <= 7 {
+            let fan = did(100_000 + u32::try_from(i).unwrap_or(0) % fans);
+            let subject = &track_uris[(i * 7919) % track_uris.len()];
+            let record = like_record("fm.plyr", subject);
+            frames.push(create(time, &fan, "fm.plyr.like", &format!("3kl{i:010}"), &rev(seq), record));
+            likes += 1;
+        } else if slot == 8 {
+            let fan = did(100_000 + u32::try_from(i).unwrap_or(0) % fans);
+            let subject = &track_uris[(i * 104_729) % track_uris.len()];
+            let record = comment_record("fm.plyr", subject, "nice drop", i64::try_from(i % 300_000).unwrap_or(0));
+            frames.push(create(time, &fan, "fm.plyr.comment", &format!("3kc{i:010}"), &rev(seq), record));
+            comments += 1;
+        } else {
+            let artist = did(u32::try_from(i).unwrap_or(0) % artists);
+            let record = track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z");
+            frames.push(create(time, &artist, "fm.plyr.stg.track", &format!("3ks{i:010}"), &rev(seq), record));
+            noise += 1;
+        }
+    }
+    Mix {
+        frames,
+        tracks,
+        likes,
+        comments,
+        noise,
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("probe port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
+    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
+    let mut url = url::Url::parse(&base).context("DATABASE_URL")?;
+    url.set_path(name);
+    let url = url.to_string();
+    if Postgres::database_exists(&url).await? {
+        Postgres::drop_database(&url).await?;
+    }
+    Postgres::create_database(&url).await?;
+    let pool = PgPool::connect(&url).await?;
+    plyr_migrations::MIGRATOR.run(&pool).await?;
+    Ok((url, pool))
+}
+
+async fn cursor(pool: &PgPool) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("select cursor from consumer_cursor where source = 'jetstream'")
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// The ceiling: one `insert ... select from unnest(...) on conflict do update` of `rows` tracks.
+async fn bulk_upsert_ceiling(pool: &PgPool, rows: usize) -> Result<f64> {
+    sqlx::query("truncate track").execute(pool).await?;
+    let uris: Vec<String> = (0..rows).map(|i| format!("at://did:plc:ceiling{}/fm.plyr.track/3kt{i:010}", i % 2000)).collect();
+    let dids: Vec<String> = (0..rows).map(|i| format!("did:plc:ceiling{}", i % 2000)).collect();
+    let rkeys: Vec<String> = (0..rows).map(|i| format!("3kt{i:010}")).collect();
+    let cids: Vec<String> = (0..rows).map(|i| cid(i as u64)).collect();
+    let revs: Vec<String> = (0..rows).map(|i| rev(i as u64)).collect();
+    let titles: Vec<String> = (0..rows).map(|i| format!("track {i}")).collect();
+    let records: Vec<serde_json::Value> = (0..rows)
+        .map(|i| track_record("fm.plyr", &format!("track {i}"), "2026-01-01T00:00:00Z"))
+        .collect();
+    let started = Instant::now();
+    sqlx::query(
+        "insert into track (uri, did, rkey, cid, rev, title, artist, created_at, sort_at, record)
+         select u, d, k, c, r, t, 'Test Artist', now(), now(), rec
+         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+              as x(u, d, k, c, r, t, rec)
+         on conflict (uri) do update set title = excluded.title, rev = excluded.rev
+         where excluded.rev > track.rev",
+    )
+    .bind(&uris)
+    .bind(&dids)
+    .bind(&rkeys)
+    .bind(&cids)
+    .bind(&revs)
+    .bind(&titles)
+    .bind(&records)
+    .execute(pool)
+    .await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let total: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let generated = Instant::now();
+    let mix = mix(total);
+    println!(
+        "events: {total} ({} tracks, {} likes, {} comments, {} foreign-namespace), generated in {:.1}s",
+        mix.tracks, mix.likes, mix.comments, mix.noise,
+        generated.elapsed().as_secs_f64()
+    );
+    let last = mix.frames.last().context("no frames")?.time_us;
+    let (db_url, pool) = fresh_database("plyr_bench_ingest").await?;
+    let jetstream = ScriptedJetstream::start(mix.frames).await;
+    let port = free_port()?;
+
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plyr-appview"))
+        .args([
+            "run",
+            "--database-url",
+            &db_url,
+            "--jetstream-url",
+            &jetstream.url(),
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting plyr-appview")?;
+    let pid = child.id().context("child pid")?;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while cursor(&pool).await?.is_none_or(|c| c < last) {
+        if Instant::now() > deadline {
+            bail!("indexer did not catch up in 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let indexed: i64 = sqlx::query_scalar("select count(*) from track").fetch_one(&pool).await?;
+    let likes: i64 = sqlx::query_scalar("select count(*) from track_like").fetch_one(&pool).await?;
+    if usize::try_from(indexed).ok() != Some(mix.tracks) || usize::try_from(likes).ok() != Some(mix.likes) {
+        bail!("view incomplete: {indexed} tracks, {likes} likes");
+    }
+    println!(
+        "ingest: {total} events in {elapsed:.2}s = {:.0} events/s (all visible; peak RSS {} MiB)",
+        total as f64 / elapsed,
+        peak_rss_kib(pid).unwrap_or(0) / 1024
+    );
+
+    // One fresh record after catch-up: time until getTrack answers 200.
+    let http = reqwest::Client::new();
+    let mut samples = Vec::new();
+    for n in 0..20u64 {
+        let rkey = format!("3kfresh{n:05}2");
+        let fresh_uri = uri(&did(1), "fm.plyr.track", &rkey);
+        let time = last + 1 + i64::try_from(n).unwrap_or(0);
+        let appended = Instant::now();
+        jetstream.append(vec![create(time, &did(1), "fm.plyr.track", &rkey, &rev(10_000_000 + n), track_record("fm.plyr", "fresh", "2026-01-01T00:00:00Z"))]);
+        loop {
+            let status = http
+                .get(format!("http://127.0.0.1:{port}/xrpc/fm.plyr.feed.getTrack"))
+                .query(&[("uri", &fresh_uri)])
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            if status == 200 {
+                samples.push(appended.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if appended.elapsed() > Duration::from_secs(10) {
+                bail!("{fresh_uri} not visible after 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "visibility of one new record over XRPC: median {:.1} ms, max {:.1} ms ({} samples)",
+        samples[samples.len() / 2],
+        samples[samples.len() - 1],
+        samples.len()
+    );
+    child.start_kill().context("stopping plyr-appview")?;
+    child.wait().await?;
+
+    let rows = total;
+    let secs = bulk_upsert_ceiling(&pool, rows).await?;
+    let ceiling = rows as f64 / secs;
+    println!("ceiling: one bulk upsert of {rows} track rows in {secs:.2}s = {ceiling:.0} rows/s");
+    println!("ratio: ingest is {:.2}x the ceiling", (total as f64 / elapsed) / ceiling);
+    pool.close().await;
+    Postgres::drop_database(&db_url).await?;
+    Ok(())
+}

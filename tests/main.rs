@@ -1,1 +1,10 @@
-//! End-to-end tests.
+//! End-to-end tests: the root package's one test binary (one link step on 2 cores).
+
+/// Scripted Jetstream server, event builders and the in-process harness.
+mod support;
+
+/// Jetstream -> Postgres -> XRPC scenarios: folding, bad input, identity, accounts, reconnects.
+mod ingest;
+
+/// The real binary killed with SIGKILL mid-replay and restarted: nothing lost or doubled.
+mod restart;

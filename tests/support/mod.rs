@@ -1,0 +1,150 @@
+//! Shared pieces of the end-to-end tests: the scripted Jetstream server, event builders and a
+//! harness that runs the indexer and the XRPC server in-process against a fresh database.
+
+#![allow(dead_code)]
+
+pub mod events;
+pub mod jetstream;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use jetstream::{Frame, ScriptedJetstream};
+
+/// How long a test waits for the indexer to catch up before failing.
+pub const CATCH_UP: Duration = Duration::from_secs(20);
+
+/// Indexer + XRPC server in this process, fed by a scripted Jetstream.
+pub struct Harness {
+    pub pool: PgPool,
+    pub jetstream: ScriptedJetstream,
+    pub base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Harness {
+    /// Starts everything for `namespace` with `frames` already scripted.
+    pub async fn start(pool: PgPool, namespace: &str, frames: Vec<Frame>) -> Self {
+        let jetstream = ScriptedJetstream::start(frames).await;
+        Self::start_with(pool, namespace, jetstream).await
+    }
+
+    /// Starts the indexer and server against an already configured scripted server.
+    pub async fn start_with(pool: PgPool, namespace: &str, jetstream: ScriptedJetstream) -> Self {
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let config = plyr_indexer::JetstreamConfig {
+            url: jetstream.url().parse().expect("jetstream url"),
+            namespace: plyr_lexicons::Namespace::new(namespace).expect("namespace"),
+            compress: false,
+            cursor_source: "jetstream".to_owned(),
+        };
+        {
+            let pool = pool.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                plyr_indexer::run(pool, config, shutdown)
+                    .await
+                    .expect("indexer failed");
+            });
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        {
+            let state = plyr_appview::AppState::new(pool.clone());
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                plyr_appview::serve(listener, state, shutdown)
+                    .await
+                    .expect("server failed");
+            });
+        }
+        Self {
+            pool,
+            jetstream,
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Calls `GET /xrpc/<nsid>?<params>` and returns the status and JSON body.
+    pub async fn xrpc(&self, nsid: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/xrpc/{nsid}", self.base))
+            .query(params)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.expect("json body");
+        (status, body)
+    }
+
+    /// Waits until the persisted cursor reaches `time_us`.
+    pub async fn wait_for_cursor(&self, time_us: i64) {
+        wait_for_cursor(&self.pool, time_us).await;
+    }
+
+    /// How many times the indexer skipped an event for `reason`.
+    pub async fn skips(&self, reason: &str) -> i64 {
+        skips(&self.pool, reason).await
+    }
+
+    /// Cancels both parts and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            joined.expect("task panicked");
+        }
+    }
+}
+
+/// Polls the persisted cursor until it reaches `time_us` (bounded by [`CATCH_UP`]).
+pub async fn wait_for_cursor(pool: &PgPool, time_us: i64) {
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        let cursor: Option<i64> =
+            sqlx::query_scalar("select cursor from consumer_cursor where source = 'jetstream'")
+                .fetch_optional(pool)
+                .await
+                .expect("read cursor");
+        if cursor.is_some_and(|c| c >= time_us) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "indexer did not reach cursor {time_us} (at {cursor:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many times the indexer skipped an event for `reason`.
+pub async fn skips(pool: &PgPool, reason: &str) -> i64 {
+    sqlx::query_scalar("select count from indexer_skip where reason = $1")
+        .bind(reason)
+        .fetch_optional(pool)
+        .await
+        .expect("read skips")
+        .unwrap_or(0)
+}
+
+/// The URL of the database behind `pool`, for starting the binary against it.
+pub fn database_url(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
+    url.set_path(options.get_database().expect("test database name"));
+    url.to_string()
+}
