@@ -132,18 +132,27 @@ pub(crate) fn load_embedded() -> (Catalog, Vec<LoadFailure>) {
     let mut catalog = Catalog::new();
     let mut failures = Vec::new();
     for &(name, text) in EMBEDDED {
-        let loaded = serde_json::from_str(text)
-            .map_err(|e| e.to_string())
-            .and_then(|value| {
-                catalog
-                    .add_document(value)
-                    .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()))
-            });
+        let loaded = match serde_json::from_str(text) {
+            Ok(value) => catalog.add_document(value).map_err(|e| error_chain(&e)),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = loaded {
             failures.push((name, e));
         }
     }
     (catalog, failures)
+}
+
+/// An error and its sources on one line, `outer: inner: …`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -153,7 +162,10 @@ mod tests {
     #[test]
     fn every_embedded_document_loads() {
         let (catalog, failures) = load_embedded();
-        assert!(failures.is_empty(), "embedded documents failed: {failures:#?}");
+        assert!(
+            failures.is_empty(),
+            "embedded documents failed: {failures:#?}"
+        );
         assert_eq!(catalog.nsids().count(), EMBEDDED.len());
         for nsid in [
             "fm.plyr.track",
@@ -189,8 +201,14 @@ mod tests {
     fn split_ref_forms() {
         let cases = [
             ("#item", ("fm.plyr.list", "item")),
-            ("com.atproto.label.defs#selfLabels", ("com.atproto.label.defs", "selfLabels")),
-            ("com.atproto.repo.strongRef", ("com.atproto.repo.strongRef", "main")),
+            (
+                "com.atproto.label.defs#selfLabels",
+                ("com.atproto.label.defs", "selfLabels"),
+            ),
+            (
+                "com.atproto.repo.strongRef",
+                ("com.atproto.repo.strongRef", "main"),
+            ),
         ];
         for (reference, want) in cases {
             assert_eq!(split_ref("fm.plyr.list", reference), want, "{reference}");

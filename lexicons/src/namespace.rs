@@ -121,7 +121,7 @@ impl Namespace {
         let lexicon_err = |source| Rejection::Lexicon {
             collection: collection.to_owned(),
             rkey: rkey.to_owned(),
-            source,
+            source: Box::new(source),
         };
         let Some(record_def) = catalog.get(&lexicon).and_then(|d| d.record()) else {
             return Err(lexicon_err(ValidationError {
@@ -247,9 +247,9 @@ pub enum Rejection {
         collection: String,
         /// The record key.
         rkey: String,
-        /// Where and how it failed.
+        /// Where and how it failed (boxed: it is large and rejections are common).
         #[source]
-        source: ValidationError,
+        source: Box<ValidationError>,
     },
     /// The record matches the lexicon but breaks one of plyr's rules.
     #[error("{collection}/{rkey}: breaks an app rule")]
@@ -338,5 +338,604 @@ impl Rejection {
             Rejection::Lexicon { .. } => RejectionKind::Lexicon,
             Rejection::AppRule { .. } => RejectionKind::AppRule,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::discriminant;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const TID: &str = "3jzfcijpj2z2a";
+    const BLOB_CID: &str = "bafkreigynhnjmf4r5cmlti6wff2mpkqia3a6sk225wcjcikloyph2mikiq";
+    const RECORD_CID: &str = "bafyreidbw3bgehdrabnlgsdxvjmppgago5qw3lyeqomvqn7clpr3qjibma";
+    const ARTIST: &str = "did:plc:7iza6de2dwap2sbkpav7c6c6";
+
+    fn track(ns: &str) -> Value {
+        json!({
+            "$type": format!("{ns}.track"),
+            "title": "Night Drive",
+            "artist": "Ada Lune",
+            "fileType": "mp3",
+            "album": "Roads",
+            "duration": 245,
+            "imageUrl": "https://cdn.plyr.fm/images/night-drive.jpg",
+            "createdAt": "2026-08-20T12:34:56.789Z",
+            "description": "Recorded live in one take.",
+            "features": [
+                {"did": "did:plc:ewvi7nxzyoun6zhxrhs64oiz", "handle": "bob.bsky.social", "displayName": "Bob"},
+                {"did": "did:web:carol.example.com"}
+            ],
+            "labels": {
+                "$type": "com.atproto.label.defs#selfLabels",
+                "values": [{"val": "nudity"}]
+            },
+            "supportGate": {"type": "any"},
+            "audioBlob": {
+                "$type": "blob",
+                "ref": {"$link": BLOB_CID},
+                "mimeType": "audio/mpeg",
+                "size": 5_242_880
+            }
+        })
+    }
+
+    fn subject(uri: &str) -> Value {
+        json!({"uri": uri, "cid": RECORD_CID})
+    }
+
+    fn like(ns: &str, uri: &str) -> Value {
+        json!({"$type": format!("{ns}.like"), "subject": subject(uri), "createdAt": "2026-08-20T12:00:00Z"})
+    }
+
+    fn comment(text: &str, timestamp_ms: i64) -> Value {
+        json!({
+            "$type": "fm.plyr.comment",
+            "subject": subject(&format!("at://{ARTIST}/fm.plyr.track/{TID}")),
+            "text": text,
+            "timestampMs": timestamp_ms,
+            "createdAt": "2026-08-20T12:00:00Z"
+        })
+    }
+
+    fn list(name: &str, items: Value) -> Value {
+        json!({
+            "$type": "fm.plyr.list",
+            "name": name,
+            "listType": "album",
+            "items": items,
+            "createdAt": "2026-08-20T12:00:00Z"
+        })
+    }
+
+    fn profile() -> Value {
+        json!({
+            "$type": "fm.plyr.actor.profile",
+            "bio": "Synths and field recordings.",
+            "avatar": "https://cdn.plyr.fm/avatars/ada.png",
+            "createdAt": "2026-08-20T12:00:00Z"
+        })
+    }
+
+    /// `record` with the field at JSON pointer `at` replaced, or removed when `new` is None.
+    fn edit(mut record: Value, at: &str, new: Option<Value>) -> Value {
+        let (parent, key) = at.rsplit_once('/').unwrap_or(("", at));
+        if let Some(Value::Object(map)) = record.pointer_mut(parent) {
+            match new {
+                Some(v) => map.insert(key.to_owned(), v),
+                None => map.remove(key),
+            };
+        }
+        record
+    }
+
+    enum Expect {
+        Accept(RecordKind),
+        Reject(RejectionKind),
+        /// A lexicon failure at this path, of this kind.
+        Lexicon(&'static str, ValidationErrorKind),
+        App(AppRule),
+    }
+
+    #[test]
+    fn plyr_records() {
+        use Expect::*;
+        use ValidationErrorKind as V;
+        let track_uri = format!("at://{ARTIST}/fm.plyr.track/{TID}");
+        let too_long = |unit| V::TooLong {
+            unit,
+            max: 0,
+            actual: 0,
+        };
+        let too_short = |unit| V::TooShort {
+            unit,
+            min: 0,
+            actual: 0,
+        };
+        let format = V::Format {
+            format: "",
+            source: SyntaxError::new(syntax::SyntaxKind::Did, ""),
+        };
+        let app_uri = String::new();
+        let eleven_features: Vec<Value> = (0..11).map(|_| json!({"did": ARTIST})).collect();
+        let eleven_labels: Vec<Value> = (0..11).map(|i| json!({"val": format!("l{i}")})).collect();
+        let blob = |mime: &str, size: u64| json!({"$type": "blob", "ref": {"$link": BLOB_CID}, "mimeType": mime, "size": size});
+
+        let cases: Vec<(&str, &str, &str, &str, Value, Expect)> = vec![
+            (
+                "valid track",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                track("fm.plyr"),
+                Accept(RecordKind::Track),
+            ),
+            (
+                "track with audioUrl only",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    edit(track("fm.plyr"), "/audioBlob", None),
+                    "/audioUrl",
+                    Some(json!("https://cdn.plyr.fm/audio/night-drive.mp3")),
+                ),
+                Accept(RecordKind::Track),
+            ),
+            (
+                "legacy blob form",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/audioBlob",
+                    Some(json!({"cid": BLOB_CID, "mimeType": "audio/flac"})),
+                ),
+                Accept(RecordKind::Track),
+            ),
+            (
+                "missing title",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/title", None),
+                Lexicon("record.title", V::Missing),
+            ),
+            (
+                "title too long",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/title", Some(json!("x".repeat(257)))),
+                Lexicon("record.title", too_long("utf-8 bytes")),
+            ),
+            (
+                "title empty",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/title", Some(json!(""))),
+                Lexicon("record.title", too_short("utf-8 bytes")),
+            ),
+            (
+                "bad datetime",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/createdAt",
+                    Some(json!("2026-13-01T00:00:00Z")),
+                ),
+                Lexicon("record.createdAt", format.clone()),
+            ),
+            (
+                "datetime without timezone",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/createdAt",
+                    Some(json!("2026-08-20T12:34:56")),
+                ),
+                Lexicon("record.createdAt", format.clone()),
+            ),
+            (
+                "more than 10 features",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/features", Some(json!(eleven_features))),
+                Lexicon("record.features", too_long("items")),
+            ),
+            (
+                "bad featured did",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/features/1/did",
+                    Some(json!("carol.example.com")),
+                ),
+                Lexicon("record.features[1].did", format.clone()),
+            ),
+            (
+                "audio blob that is an image",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/audioBlob",
+                    Some(blob("image/png", 1024)),
+                ),
+                Lexicon(
+                    "record.audioBlob",
+                    V::BlobMimeType {
+                        mime_type: app_uri.clone(),
+                    },
+                ),
+            ),
+            (
+                "audio blob over 100 MiB",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/audioBlob",
+                    Some(blob("audio/wav", 104_857_601)),
+                ),
+                Lexicon("record.audioBlob", V::BlobTooLarge { max: 0, size: 0 }),
+            ),
+            (
+                "duration as a float",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/duration", Some(json!(245.5))),
+                Lexicon("record.duration", V::WrongType { expected: "" }),
+            ),
+            (
+                "more than 10 self labels",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(
+                    track("fm.plyr"),
+                    "/labels/values",
+                    Some(json!(eleven_labels)),
+                ),
+                Lexicon("record.labels.values", too_long("items")),
+            ),
+            (
+                "no audio",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/audioBlob", None),
+                App(AppRule::NoAudio),
+            ),
+            (
+                "$type of another namespace",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                track("fm.plyr.stg"),
+                Reject(RejectionKind::TypeMismatch),
+            ),
+            (
+                "$type missing",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/$type", None),
+                Reject(RejectionKind::TypeMismatch),
+            ),
+            (
+                "record not an object",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                json!(["fm.plyr.track"]),
+                Reject(RejectionKind::TypeMismatch),
+            ),
+            (
+                "stg track under stg",
+                "fm.plyr.stg",
+                "fm.plyr.stg.track",
+                TID,
+                track("fm.plyr.stg"),
+                Accept(RecordKind::Track),
+            ),
+            (
+                "stg track under prod",
+                "fm.plyr",
+                "fm.plyr.stg.track",
+                TID,
+                track("fm.plyr.stg"),
+                Reject(RejectionKind::NotOurCollection),
+            ),
+            (
+                "bsky post",
+                "fm.plyr",
+                "app.bsky.feed.post",
+                TID,
+                json!({"$type": "app.bsky.feed.post"}),
+                Reject(RejectionKind::NotOurCollection),
+            ),
+            (
+                "track rkey not a tid",
+                "fm.plyr",
+                "fm.plyr.track",
+                "self",
+                track("fm.plyr"),
+                Reject(RejectionKind::BadRecordKey),
+            ),
+            (
+                "rkey syntax",
+                "fm.plyr",
+                "fm.plyr.track",
+                "..",
+                track("fm.plyr"),
+                Reject(RejectionKind::BadRecordKey),
+            ),
+            (
+                "profile at self",
+                "fm.plyr",
+                "fm.plyr.actor.profile",
+                "self",
+                profile(),
+                Accept(RecordKind::Profile),
+            ),
+            (
+                "profile rkey not self",
+                "fm.plyr",
+                "fm.plyr.actor.profile",
+                TID,
+                profile(),
+                Reject(RejectionKind::BadRecordKey),
+            ),
+            (
+                "profile bio over 256 graphemes",
+                "fm.plyr",
+                "fm.plyr.actor.profile",
+                "self",
+                edit(profile(), "/bio", Some(json!("é".repeat(257)))),
+                Lexicon("record.bio", too_long("graphemes")),
+            ),
+            (
+                "valid list",
+                "fm.plyr",
+                "fm.plyr.list",
+                TID,
+                list("Summer 2026", json!([{"subject": subject(&track_uri)}])),
+                Accept(RecordKind::List),
+            ),
+            (
+                "list name over 64 graphemes",
+                "fm.plyr",
+                "fm.plyr.list",
+                TID,
+                list(&"a".repeat(65), json!([])),
+                Lexicon("record.name", too_long("graphemes")),
+            ),
+            (
+                "list item without subject",
+                "fm.plyr",
+                "fm.plyr.list",
+                TID,
+                list("Mix", json!([{"subject": subject(&track_uri)}, {}])),
+                Lexicon("record.items[1].subject", V::Missing),
+            ),
+            (
+                "valid like",
+                "fm.plyr",
+                "fm.plyr.like",
+                TID,
+                like("fm.plyr", &track_uri),
+                Accept(RecordKind::Like),
+            ),
+            (
+                "like of a list",
+                "fm.plyr",
+                "fm.plyr.like",
+                TID,
+                like("fm.plyr", &format!("at://{ARTIST}/fm.plyr.list/{TID}")),
+                App(AppRule::SubjectNotTrack {
+                    uri: app_uri.clone(),
+                    expected: app_uri.clone(),
+                }),
+            ),
+            (
+                "like of a stg track from prod",
+                "fm.plyr",
+                "fm.plyr.like",
+                TID,
+                like("fm.plyr", &format!("at://{ARTIST}/fm.plyr.stg.track/{TID}")),
+                App(AppRule::SubjectNotTrack {
+                    uri: app_uri.clone(),
+                    expected: app_uri.clone(),
+                }),
+            ),
+            (
+                "like of a collection, not a record",
+                "fm.plyr",
+                "fm.plyr.like",
+                TID,
+                like("fm.plyr", &format!("at://{ARTIST}/fm.plyr.track")),
+                App(AppRule::SubjectNotTrack {
+                    uri: app_uri.clone(),
+                    expected: app_uri.clone(),
+                }),
+            ),
+            (
+                "like subject not an at-uri",
+                "fm.plyr",
+                "fm.plyr.like",
+                TID,
+                like("fm.plyr", "https://plyr.fm/track/42"),
+                Lexicon("record.subject.uri", format.clone()),
+            ),
+            (
+                "like subject by handle",
+                "fm.plyr",
+                "fm.plyr.like",
+                TID,
+                like("fm.plyr", &format!("at://ada.plyr.fm/fm.plyr.track/{TID}")),
+                App(AppRule::SubjectAuthorityNotDid {
+                    uri: app_uri.clone(),
+                }),
+            ),
+            (
+                "like in stg of a stg track",
+                "fm.plyr.stg",
+                "fm.plyr.stg.like",
+                TID,
+                like(
+                    "fm.plyr.stg",
+                    &format!("at://{ARTIST}/fm.plyr.stg.track/{TID}"),
+                ),
+                Accept(RecordKind::Like),
+            ),
+            (
+                "valid comment",
+                "fm.plyr",
+                "fm.plyr.comment",
+                TID,
+                comment("that drop at 1:02", 62_000),
+                Accept(RecordKind::Comment),
+            ),
+            (
+                "comment timestamp negative",
+                "fm.plyr",
+                "fm.plyr.comment",
+                TID,
+                comment("early", -1),
+                Lexicon(
+                    "record.timestampMs",
+                    V::BelowMinimum {
+                        minimum: 0,
+                        actual: 0,
+                    },
+                ),
+            ),
+            (
+                "comment text empty",
+                "fm.plyr",
+                "fm.plyr.comment",
+                TID,
+                comment("", 0),
+                Lexicon("record.text", too_short("utf-8 bytes")),
+            ),
+        ];
+
+        for (name, prefix, collection, rkey, record, expect) in cases {
+            let ns = Namespace::new(prefix);
+            let Ok(ns) = ns else {
+                panic!("{name}: bad namespace {prefix}: {ns:?}");
+            };
+            let got = ns.validate(collection, rkey, &record);
+            match (expect, &got) {
+                (Accept(kind), Ok(k)) => assert_eq!(*k, kind, "{name}"),
+                (Reject(kind), Err(r)) => assert_eq!(r.kind(), kind, "{name}: {r}"),
+                (Lexicon(path, want), Err(Rejection::Lexicon { source, .. })) => {
+                    assert_eq!(source.path, path, "{name}: {source}");
+                    assert_eq!(
+                        discriminant(&source.kind),
+                        discriminant(&want),
+                        "{name}: {source}"
+                    );
+                    if let (
+                        V::TooLong { unit, .. } | V::TooShort { unit, .. },
+                        V::TooLong { unit: w, .. } | V::TooShort { unit: w, .. },
+                    ) = (&source.kind, &want)
+                    {
+                        assert_eq!(unit, w, "{name}: {source}");
+                    }
+                }
+                (App(want), Err(Rejection::AppRule { rule, .. })) => {
+                    assert_eq!(discriminant(rule), discriminant(&want), "{name}: {rule}");
+                }
+                (_, got) => panic!("{name}: unexpected {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn namespace_names() {
+        let cases = [
+            ("fm.plyr", RecordKind::Track, "fm.plyr.track"),
+            (
+                "fm.plyr.stg",
+                RecordKind::Profile,
+                "fm.plyr.stg.actor.profile",
+            ),
+            ("fm.plyr.dev", RecordKind::Like, "fm.plyr.dev.like"),
+        ];
+        for (prefix, kind, collection) in cases {
+            let Ok(ns) = Namespace::new(prefix) else {
+                panic!("{prefix} should be a namespace");
+            };
+            assert_eq!(ns.as_str(), prefix);
+            assert_eq!(ns.collection(kind), collection);
+            assert_eq!(ns.kind_of(collection), Some(kind));
+            assert_eq!(ns.collections().len(), 5);
+            assert!(ns.collections().contains(&collection.to_owned()));
+        }
+        for bad in ["", "fm", "fm..plyr", "-fm.plyr", "fm.plyr."] {
+            assert!(Namespace::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn kind_of_is_exact() {
+        let Ok(ns) = Namespace::new("fm.plyr") else {
+            panic!("fm.plyr should be a namespace");
+        };
+        for collection in [
+            "fm.plyr.stg.track",
+            "fm.plyr.Track",
+            "fm.plyr.track.x",
+            "fm.plyr.profile",
+        ] {
+            assert_eq!(ns.kind_of(collection), None, "{collection}");
+        }
+    }
+
+    #[test]
+    fn rejection_labels_are_stable() {
+        let cases = [
+            (RejectionKind::NotOurCollection, "not_our_collection"),
+            (RejectionKind::BadRecordKey, "bad_record_key"),
+            (RejectionKind::TypeMismatch, "type_mismatch"),
+            (RejectionKind::Lexicon, "lexicon"),
+            (RejectionKind::AppRule, "app_rule"),
+        ];
+        for (kind, label) in cases {
+            assert_eq!(kind.as_str(), label);
+            assert_eq!(kind.to_string(), label);
+        }
+    }
+
+    #[test]
+    fn suffixes() {
+        let got: Vec<_> = RecordKind::ALL.iter().map(|k| k.lexicon_nsid()).collect();
+        assert_eq!(
+            got,
+            [
+                "fm.plyr.track",
+                "fm.plyr.like",
+                "fm.plyr.comment",
+                "fm.plyr.list",
+                "fm.plyr.actor.profile"
+            ]
+        );
     }
 }

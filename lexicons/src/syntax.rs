@@ -10,8 +10,8 @@ mod uri;
 pub use at_uri::{AtUri, validate_at_uri};
 pub use datetime::{parse_datetime, validate_datetime};
 pub use identifier::{
-    normalize_handle, validate_at_identifier, validate_cid, validate_did, validate_handle,
-    validate_nsid, validate_record_key, validate_tid,
+    normalize_handle, parse_cid, validate_at_identifier, validate_cid, validate_did,
+    validate_handle, validate_nsid, validate_record_key, validate_tid,
 };
 pub use language::{validate_language, validate_language_strict};
 pub use uri::validate_uri;

@@ -359,7 +359,13 @@ impl<'a> Walk<'a> {
         let Some(map) = value.as_object() else {
             return Err(self.wrong_type("object"));
         };
-        self.properties(base, &schema.required, &schema.nullable, &schema.properties, map)
+        self.properties(
+            base,
+            &schema.required,
+            &schema.nullable,
+            &schema.properties,
+            map,
+        )
     }
 
     fn params(&mut self, base: &str, schema: &ParamsSchema, value: &Value) -> Checked {
@@ -444,7 +450,13 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn bounds(&self, unit: &'static str, actual: u64, min: Option<u64>, max: Option<u64>) -> Checked {
+    fn bounds(
+        &self,
+        unit: &'static str,
+        actual: u64,
+        min: Option<u64>,
+        max: Option<u64>,
+    ) -> Checked {
         if let Some(min) = min
             && actual < min
         {
@@ -508,7 +520,7 @@ impl<'a> Walk<'a> {
         let Some(link) = single_key(value, "$link").and_then(Value::as_str) else {
             return Err(self.wrong_type("cid-link ({\"$link\": cid})"));
         };
-        syntax::validate_cid(link).map_err(|source| {
+        syntax::parse_cid(link).map(|_| ()).map_err(|source| {
             self.fail(ValidationErrorKind::Format {
                 format: "cid",
                 source,
@@ -530,7 +542,7 @@ impl<'a> Walk<'a> {
                 else {
                     return Err(blob_err(self, "ref must be {\"$link\": cid}"));
                 };
-                if syntax::validate_cid(link).is_err() {
+                if syntax::parse_cid(link).is_err() {
                     return Err(blob_err(self, "ref is not a valid cid"));
                 }
                 let Some(size) = map.get("size").and_then(Value::as_u64) else {
