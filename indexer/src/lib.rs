@@ -1,1 +1,85 @@
-//! Follows the network and folds fm.plyr.* records into the Postgres view.
+//! Follows the network through Jetstream and folds fm.plyr.* records into the Postgres view
+//! (`migrations/sql/0001_view.sql`) that the appview reads.
+//!
+//! Data flow, like mini-redis's bytes -> frame -> command -> apply:
+//! `source` (websocket, zstd) -> `event` (bytes -> typed event) -> `fold::classify` (lexicon
+//! validation -> typed `record` rows or a counted skip) -> bounded channel -> `writer` (batches)
+//! -> `fold::plan` (ordered segments, one op per URI) -> `store` (every write, the skip counts
+//! and the cursor in one transaction). Everything before `store` is pure.
+//!
+//! ```no_run
+//! # async fn example(pool: sqlx::PgPool) -> Result<(), plyr_indexer::IndexerError> {
+//! use plyr_indexer::{JetstreamConfig, run};
+//! let config = JetstreamConfig {
+//!     url: "wss://jetstream2.us-east.bsky.network/subscribe".parse().expect("static url"),
+//!     namespace: plyr_lexicons::Namespace::new("fm.plyr").expect("static namespace"),
+//!     compress: true,
+//!     cursor_source: "jetstream".into(),
+//! };
+//! run(pool, config, tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+mod event;
+mod fold;
+mod record;
+mod source;
+mod store;
+mod writer;
+
+pub use source::JetstreamConfig;
+pub use store::StoreError;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Events buffered between the websocket reader and the writer: two full batches, so the
+/// reader keeps decoding while a batch commits, and a slow database pushes back on the socket.
+const CHANNEL_CAPACITY: usize = 2 * writer::MAX_BATCH;
+
+/// How far before the committed cursor a reconnect resumes, in µs.
+pub const REWIND_US: i64 = source::REWIND_US;
+
+/// Why the indexer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    /// Postgres refused a write for a reason retrying cannot fix.
+    #[error("indexer store failed")]
+    Store(#[from] StoreError),
+    /// The websocket reader task panicked or was aborted.
+    #[error("jetstream reader task failed")]
+    Reader(#[source] tokio::task::JoinError),
+}
+
+/// Indexes Jetstream into `pool` until `shutdown` is cancelled, resuming from the cursor stored
+/// under `config.cursor_source`. Reconnects forever; stops between batches, so each batch is
+/// committed whole or not at all.
+pub async fn run(
+    pool: sqlx::PgPool,
+    config: JetstreamConfig,
+    shutdown: CancellationToken,
+) -> Result<(), IndexerError> {
+    let start = store::last_cursor(&pool, &config.cursor_source).await?;
+    tracing::info!(source = %config.cursor_source, cursor = ?start, "indexer starting");
+    let (committed_tx, committed_rx) = watch::channel(start);
+    let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    // The reader stops with the writer (channel closed) or with shutdown.
+    let reader_stop = shutdown.child_token();
+    let cursor_source = config.cursor_source.clone();
+    let reader = tokio::spawn(source::run(
+        config,
+        committed_rx,
+        events_tx,
+        reader_stop.clone(),
+    ));
+    let written = writer::run(pool, cursor_source, events_rx, committed_tx, shutdown).await;
+    reader_stop.cancel();
+    let read = reader.await;
+    written?;
+    read.map_err(IndexerError::Reader)
+}
+
+/// The cursor (Jetstream `time_us`) last committed for `source`, if any.
+pub async fn last_cursor(pool: &sqlx::PgPool, source: &str) -> Result<Option<i64>, StoreError> {
+    store::last_cursor(pool, source).await
+}

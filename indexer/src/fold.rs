@@ -1,0 +1,434 @@
+//! Pure folding: [`classify`] turns one decoded event into a storable item or a counted skip
+//! (validation happens here), and [`plan`] turns a batch of items into ordered segments with one
+//! operation per record URI, the skip tallies and the cursor the batch covers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use plyr_lexicons::syntax::{validate_cid, validate_did, validate_tid};
+use plyr_lexicons::{Namespace, RecordKind};
+
+use crate::event::{Commit, Event, Operation};
+use crate::record::Row;
+
+/// Longest AT-URI stored (commit or subject). Postgres btree entries top out near 2.7 kB and
+/// `comment_subject_idx` holds two URIs; real URIs are ~100 bytes.
+const MAX_URI_BYTES: usize = 1024;
+
+/// Longest `listType` stored: it is indexed, and the lexicon sets no bound.
+const MAX_LIST_TYPE_BYTES: usize = 128;
+
+/// Longest skip detail kept in `indexer_skip.last_detail`.
+const MAX_DETAIL_CHARS: usize = 512;
+
+/// Skip reason of bytes that are not a well-formed v1 event.
+pub(crate) const MALFORMED_EVENT: &str = "malformed_event";
+/// Skip reason of an event kind this client does not handle.
+pub(crate) const UNKNOWN_KIND: &str = "unknown_kind";
+/// Skip reason of a collection outside our namespace (`fm.plyr.stg.*` under `fm.plyr`, ...).
+pub(crate) const FOREIGN_COLLECTION: &str = "foreign_collection";
+/// Skip reason of a commit by an account that is deleted.
+pub(crate) const ACTOR_DELETED: &str = "actor_deleted";
+/// Skip reason of an AT-URI too long to index.
+pub(crate) const UNSTORABLE_RECORD: &str = "unstorable_record";
+/// Skip reason of a delete whose record key is malformed (the validator's label for writes).
+const BAD_RECORD_KEY: &str = "bad_record_key";
+/// Skip reason of an event Postgres refused even when applied alone.
+pub(crate) const STORE_REJECTED: &str = "store_rejected";
+
+/// One event after classification, with the time it moves the cursor to.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Classified {
+    /// Jetstream's `time_us`; `None` when the event was unreadable.
+    pub time_us: Option<i64>,
+    /// What to do with it.
+    pub item: Item,
+}
+
+/// What one event asks of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Item {
+    /// Write or delete one record.
+    Commit(CommitOp),
+    /// Set (or clear) an actor's handle.
+    Identity(IdentityChange),
+    /// Change an actor's hosting status.
+    Account(AccountChange),
+    /// Nothing to store; counted by reason.
+    Skip(Skip),
+}
+
+/// A valid write or delete of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CommitOp {
+    /// `at://{did}/{collection}/{rkey}`.
+    pub uri: String,
+    pub did: String,
+    pub collection: String,
+    pub rkey: String,
+    /// The commit's rev (a TID): the ledger keeps the greatest.
+    pub rev: String,
+    pub kind: RecordKind,
+    /// `Some` for a create or update, `None` for a delete.
+    pub write: Option<Write>,
+}
+
+/// The new version of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Write {
+    /// As Jetstream sent it.
+    pub cid: String,
+    pub row: Row,
+}
+
+/// An `#identity` event, its handle already checked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IdentityChange {
+    pub did: String,
+    /// Lowercase and syntactically valid, or `None` (served as handle.invalid).
+    pub handle: Option<String>,
+}
+
+/// An `#account` event.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AccountChange {
+    pub did: String,
+    pub active: bool,
+    /// `None` when active.
+    pub status: Option<String>,
+}
+
+impl AccountChange {
+    /// Whether the account's content must be removed (status `deleted`).
+    pub(crate) fn is_deletion(&self) -> bool {
+        !self.active && self.status.as_deref() == Some("deleted")
+    }
+}
+
+/// An event that stores nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Skip {
+    /// Counter label: a small fixed set.
+    pub reason: &'static str,
+    /// Free text for the log and `last_detail` (bounded, NUL-free).
+    pub detail: String,
+}
+
+impl Skip {
+    pub(crate) fn new(reason: &'static str, detail: impl AsRef<str>) -> Skip {
+        let detail = detail
+            .as_ref()
+            .chars()
+            .take(MAX_DETAIL_CHARS)
+            .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+            .collect();
+        Skip { reason, detail }
+    }
+}
+
+/// Classifies one event: validates commits against the namespace's lexicons and extracts their
+/// rows, checks identity and account fields. Logs every skip.
+pub(crate) fn classify(namespace: &Namespace, event: Event) -> Classified {
+    let time_us = event.time_us();
+    let item = match event {
+        Event::Commit(commit) => classify_commit(namespace, commit),
+        Event::Identity { did, handle, .. } => match validate_did(&did) {
+            Ok(()) => Item::Identity(IdentityChange {
+                did,
+                handle: handle.and_then(|h| checked_handle(&h)),
+            }),
+            Err(e) => Item::Skip(Skip::new(MALFORMED_EVENT, format!("identity: {e}"))),
+        },
+        Event::Account {
+            did,
+            active,
+            status,
+            ..
+        } => classify_account(did, active, status),
+        Event::Unknown { kind, .. } => Item::Skip(Skip::new(UNKNOWN_KIND, kind)),
+        Event::Malformed { reason } => Item::Skip(Skip::new(MALFORMED_EVENT, reason)),
+    };
+    if let Item::Skip(skip) = &item {
+        log_skip(skip);
+    }
+    Classified { time_us, item }
+}
+
+fn log_skip(skip: &Skip) {
+    match skip.reason {
+        FOREIGN_COLLECTION | UNKNOWN_KIND => {
+            tracing::debug!(reason = skip.reason, detail = %skip.detail, "skipped event")
+        }
+        _ => tracing::warn!(reason = skip.reason, detail = %skip.detail, "skipped event"),
+    }
+}
+
+fn classify_commit(namespace: &Namespace, commit: Commit) -> Item {
+    let Commit {
+        did,
+        rev,
+        collection,
+        rkey,
+        op,
+        ..
+    } = commit;
+    if let Err(e) = validate_did(&did) {
+        return Item::Skip(Skip::new(MALFORMED_EVENT, format!("commit: {e}")));
+    }
+    if let Err(e) = validate_tid(&rev) {
+        return Item::Skip(Skip::new(MALFORMED_EVENT, format!("commit rev: {e}")));
+    }
+    let Some(kind) = namespace.kind_of(&collection) else {
+        return Item::Skip(Skip::new(FOREIGN_COLLECTION, collection));
+    };
+    let uri = format!("at://{did}/{collection}/{rkey}");
+    let write = match op {
+        Operation::Delete => {
+            if let Err(e) = plyr_lexicons::syntax::validate_record_key(&rkey) {
+                return Item::Skip(Skip::new(BAD_RECORD_KEY, format!("{uri}: {e}")));
+            }
+            None
+        }
+        Operation::Write { cid, record } => {
+            if let Err(e) = validate_cid(&cid) {
+                return Item::Skip(Skip::new(MALFORMED_EVENT, format!("{uri}: {e}")));
+            }
+            if let Err(rejection) = namespace.validate(&collection, &rkey, &record) {
+                return Item::Skip(Skip::new(
+                    rejection.kind().as_str(),
+                    format!("{uri}: {}", error_chain(&rejection)),
+                ));
+            }
+            match Row::extract(kind, &record).and_then(bounded) {
+                Ok(row) => Some(Write { cid, row }),
+                Err(e) => return Item::Skip(Skip::new(e.reason(), format!("{uri}: {e}"))),
+            }
+        }
+    };
+    if uri.len() > MAX_URI_BYTES {
+        return Item::Skip(Skip::new(UNSTORABLE_RECORD, "record uri too long"));
+    }
+    Item::Commit(CommitOp {
+        uri,
+        did,
+        collection,
+        rkey,
+        rev,
+        kind,
+        write,
+    })
+}
+
+/// `error: cause: cause`, for logs and skip details.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Refuses rows whose indexed columns would not fit a btree entry.
+fn bounded(row: Row) -> Result<Row, crate::record::RowError> {
+    use crate::record::RowError;
+    let too_long = |uri: &str| uri.len() > MAX_URI_BYTES;
+    let oversized = match &row {
+        Row::Like(like) => too_long(&like.subject_uri),
+        Row::Comment(comment) => too_long(&comment.subject_uri),
+        Row::List(list) => {
+            list.items.iter().any(|item| too_long(&item.subject_uri))
+                || list
+                    .list_type
+                    .as_ref()
+                    .is_some_and(|t| t.len() > MAX_LIST_TYPE_BYTES)
+        }
+        Row::Track(_) | Row::Profile(_) => false,
+    };
+    if oversized {
+        return Err(RowError::Range {
+            field: "indexed string",
+        });
+    }
+    Ok(row)
+}
+
+/// A handle fit to store: valid syntax, lowercase, and not the `handle.invalid` sentinel.
+fn checked_handle(handle: &str) -> Option<String> {
+    plyr_lexicons::syntax::validate_handle(handle).ok()?;
+    let handle = plyr_lexicons::syntax::normalize_handle(handle);
+    (handle != "handle.invalid").then_some(handle)
+}
+
+/// Longest account status kept; known ones are short words.
+const MAX_STATUS_CHARS: usize = 64;
+
+fn classify_account(did: String, active: bool, status: Option<String>) -> Item {
+    if let Err(e) = validate_did(&did) {
+        return Item::Skip(Skip::new(MALFORMED_EVENT, format!("account: {e}")));
+    }
+    let status = if active {
+        None
+    } else {
+        match status {
+            // An inactive account without a reason is still hidden.
+            None => Some("inactive".to_owned()),
+            Some(s)
+                if !s.is_empty()
+                    && s.len() <= MAX_STATUS_CHARS
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                Some(s)
+            }
+            Some(s) => {
+                return Item::Skip(Skip::new(
+                    MALFORMED_EVENT,
+                    format!("account {did}: bad status {s:?}"),
+                ));
+            }
+        }
+    };
+    Item::Account(AccountChange {
+        did,
+        active,
+        status,
+    })
+}
+
+/// A batch, ready for one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Plan {
+    /// In stream order; each segment applies after the ones before it.
+    pub segments: Vec<Segment>,
+    /// Skips by reason.
+    pub skips: BTreeMap<&'static str, SkipTally>,
+    /// The greatest `time_us` in the batch: where the stream resumes.
+    pub cursor: Option<i64>,
+    /// How many events the batch holds (skipped ones included).
+    pub events: usize,
+}
+
+/// A run of events of one family, in stream order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Segment {
+    /// Record writes and deletes: one per URI (the greatest rev).
+    Commits(Vec<CommitOp>),
+    /// Handle changes: one per DID (the last).
+    Identities(Vec<IdentityChange>),
+    /// Status changes, all of them, in order.
+    Accounts(Vec<AccountChange>),
+}
+
+/// How many events were skipped for one reason, and the last one's detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SkipTally {
+    pub count: i64,
+    pub last_detail: String,
+}
+
+impl Plan {
+    /// Counts one skip.
+    pub(crate) fn add_skip(&mut self, skip: Skip) {
+        let tally = self.skips.entry(skip.reason).or_insert(SkipTally {
+            count: 0,
+            last_detail: String::new(),
+        });
+        tally.count += 1;
+        tally.last_detail = skip.detail;
+    }
+}
+
+/// Groups a batch into segments, keeping one commit per URI within a run of commits (the
+/// greatest rev; the first of equals) and one identity per DID within a run of identities.
+pub(crate) fn plan(items: Vec<Classified>) -> Plan {
+    let mut plan = Plan {
+        events: items.len(),
+        ..Plan::default()
+    };
+    let mut by_uri: HashMap<String, usize> = HashMap::new();
+    let mut by_did: HashMap<String, usize> = HashMap::new();
+    for Classified { time_us, item } in items {
+        if let Some(t) = time_us {
+            plan.cursor = Some(plan.cursor.map_or(t, |c| c.max(t)));
+        }
+        match item {
+            Item::Skip(skip) => plan.add_skip(skip),
+            Item::Commit(op) => {
+                let Some(Segment::Commits(ops)) = open(&mut plan.segments, Family::Commits) else {
+                    continue;
+                };
+                if ops.is_empty() {
+                    by_uri.clear();
+                }
+                match by_uri.get(&op.uri) {
+                    Some(&i) => {
+                        if let Some(kept) = ops.get_mut(i)
+                            && op.rev > kept.rev
+                        {
+                            *kept = op;
+                        }
+                    }
+                    None => {
+                        by_uri.insert(op.uri.clone(), ops.len());
+                        ops.push(op);
+                    }
+                }
+            }
+            Item::Identity(change) => {
+                let Some(Segment::Identities(changes)) =
+                    open(&mut plan.segments, Family::Identities)
+                else {
+                    continue;
+                };
+                if changes.is_empty() {
+                    by_did.clear();
+                }
+                match by_did.get(&change.did) {
+                    Some(&i) => {
+                        if let Some(kept) = changes.get_mut(i) {
+                            *kept = change;
+                        }
+                    }
+                    None => {
+                        by_did.insert(change.did.clone(), changes.len());
+                        changes.push(change);
+                    }
+                }
+            }
+            Item::Account(change) => {
+                if let Some(Segment::Accounts(changes)) = open(&mut plan.segments, Family::Accounts)
+                {
+                    changes.push(change);
+                }
+            }
+        }
+    }
+    plan
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Commits,
+    Identities,
+    Accounts,
+}
+
+/// The last segment if it is of this family, else a new empty one.
+fn open(segments: &mut Vec<Segment>, family: Family) -> Option<&mut Segment> {
+    let same = matches!(
+        (segments.last(), family),
+        (Some(Segment::Commits(_)), Family::Commits)
+            | (Some(Segment::Identities(_)), Family::Identities)
+            | (Some(Segment::Accounts(_)), Family::Accounts)
+    );
+    if !same {
+        segments.push(match family {
+            Family::Commits => Segment::Commits(Vec::new()),
+            Family::Identities => Segment::Identities(Vec::new()),
+            Family::Accounts => Segment::Accounts(Vec::new()),
+        });
+    }
+    segments.last_mut()
+}

@@ -1,0 +1,239 @@
+//! The writer task: drains the channel into batches (up to [`MAX_BATCH`] events or
+//! [`BATCH_LINGER`] after the first), plans each and commits it in one transaction, retrying
+//! while the database is unreachable, and logs throughput and lag periodically.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::fold::{self, Classified, Plan, STORE_REJECTED, Segment, Skip, error_chain};
+use crate::store::{self, Applied, StoreError};
+
+/// Most events per transaction: big enough that round trips amortize, small enough that a
+/// transaction stays well under a second on 2 cores.
+pub(crate) const MAX_BATCH: usize = 2000;
+/// How long a batch waits for more events after its first: keeps writes well inside the
+/// "visible within a second" budget while a busy stream still fills batches.
+pub(crate) const BATCH_LINGER: Duration = Duration::from_millis(20);
+/// First retry delay after a failed transaction; doubles up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Longest retry delay while the database is down.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often throughput and lag are logged.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Consumes batches until the channel closes or `shutdown` fires between batches.
+pub(crate) async fn run(
+    pool: PgPool,
+    source: String,
+    mut events: mpsc::Receiver<Classified>,
+    committed: watch::Sender<Option<i64>>,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let mut batch: Vec<Classified> = Vec::with_capacity(MAX_BATCH);
+    let mut metrics = Metrics::new();
+    loop {
+        let received = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            n = events.recv_many(&mut batch, MAX_BATCH) => n,
+        };
+        if received == 0 {
+            return Ok(());
+        }
+        let deadline = Instant::now() + BATCH_LINGER;
+        while batch.len() < MAX_BATCH {
+            let room = MAX_BATCH - batch.len();
+            let more = tokio::select! {
+                n = events.recv_many(&mut batch, room) => n,
+                _ = tokio::time::sleep_until(deadline) => 0,
+            };
+            if more == 0 {
+                break;
+            }
+        }
+        let plan = fold::plan(std::mem::take(&mut batch));
+        let Some(applied) = commit(&pool, &source, &plan, &shutdown).await? else {
+            // Shut down while the database was unreachable: the batch is not committed and
+            // will be replayed from the stored cursor.
+            return Ok(());
+        };
+        if plan.cursor.is_some() {
+            committed.send_replace(plan.cursor);
+        }
+        metrics.record(&plan, &applied);
+    }
+}
+
+/// Commits a plan, retrying transient failures with backoff. A plan Postgres refuses is
+/// applied piece by piece so one bad event is counted rather than stopping the stream.
+/// `None` when shutdown interrupted the retries.
+async fn commit(
+    pool: &PgPool,
+    source: &str,
+    plan: &Plan,
+    shutdown: &CancellationToken,
+) -> Result<Option<Applied>, StoreError> {
+    match apply_with_retry(pool, source, plan, shutdown).await {
+        Ok(applied) => Ok(applied),
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "batch refused; applying it event by event");
+            apply_piecewise(pool, source, plan, shutdown).await
+        }
+    }
+}
+
+/// Retries while the error is transient; returns the first permanent error.
+async fn apply_with_retry(
+    pool: &PgPool,
+    source: &str,
+    plan: &Plan,
+    shutdown: &CancellationToken,
+) -> Result<Option<Applied>, StoreError> {
+    let mut delay = RETRY_MIN;
+    loop {
+        match store::apply(pool, source, plan).await {
+            Ok(applied) => return Ok(Some(applied)),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %error_chain(&e), retry_in = ?delay, "batch failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Applies each operation of a refused plan in its own transaction; those Postgres refuses
+/// alone are counted as [`STORE_REJECTED`]. The cursor moves only with the last piece.
+async fn apply_piecewise(
+    pool: &PgPool,
+    source: &str,
+    plan: &Plan,
+    shutdown: &CancellationToken,
+) -> Result<Option<Applied>, StoreError> {
+    let mut written = 0;
+    let mut last = Plan {
+        skips: plan.skips.clone(),
+        cursor: plan.cursor,
+        events: plan.events,
+        segments: Vec::new(),
+    };
+    for piece in singletons(plan.segments.clone()) {
+        let (uri_or_did, piece) = piece;
+        match apply_with_retry(pool, source, &piece, shutdown).await {
+            Ok(Some(applied)) => written += applied.written,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::error!(subject = %uri_or_did, error = %error_chain(&e), "event refused by the database");
+                last.add_skip(Skip::new(STORE_REJECTED, uri_or_did));
+            }
+        }
+    }
+    match apply_with_retry(pool, source, &last, shutdown).await? {
+        Some(applied) => Ok(Some(Applied {
+            written,
+            skips: applied.skips,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Splits segments into one-operation plans (without cursor or skips), each named by the
+/// record URI or DID it touches.
+fn singletons(segments: Vec<Segment>) -> Vec<(String, Plan)> {
+    let one = |name: String, segment: Segment| {
+        (
+            name,
+            Plan {
+                segments: vec![segment],
+                ..Plan::default()
+            },
+        )
+    };
+    let mut pieces = Vec::new();
+    for segment in segments {
+        match segment {
+            Segment::Commits(ops) => pieces.extend(
+                ops.into_iter()
+                    .map(|op| one(op.uri.clone(), Segment::Commits(vec![op]))),
+            ),
+            Segment::Identities(changes) => pieces.extend(
+                changes
+                    .into_iter()
+                    .map(|c| one(c.did.clone(), Segment::Identities(vec![c]))),
+            ),
+            Segment::Accounts(changes) => pieces.extend(
+                changes
+                    .into_iter()
+                    .map(|c| one(c.did.clone(), Segment::Accounts(vec![c]))),
+            ),
+        }
+    }
+    pieces
+}
+
+/// Running totals logged every [`REPORT_EVERY`].
+struct Metrics {
+    since: Instant,
+    events: usize,
+    written: u64,
+    skips: BTreeMap<&'static str, i64>,
+    batches: u64,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        Metrics {
+            since: Instant::now(),
+            events: 0,
+            written: 0,
+            skips: BTreeMap::new(),
+            batches: 0,
+        }
+    }
+
+    fn record(&mut self, plan: &Plan, applied: &Applied) {
+        self.events += plan.events;
+        self.written += applied.written;
+        for (reason, count) in &applied.skips {
+            *self.skips.entry(reason).or_insert(0) += count;
+        }
+        self.batches += 1;
+        let elapsed = self.since.elapsed();
+        if elapsed < REPORT_EVERY {
+            return;
+        }
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let lag_ms = plan.cursor.map(|c| now_us.saturating_sub(c) / 1000);
+        let per_second = usize_per_second(self.events, elapsed);
+        tracing::info!(
+            events = self.events,
+            events_per_second = per_second,
+            written = self.written,
+            skipped = %skip_summary(&self.skips),
+            batches = self.batches,
+            lag_ms,
+            "indexer progress"
+        );
+        *self = Metrics::new();
+    }
+}
+
+/// `reason=count reason=count`, for the progress log.
+fn skip_summary(skips: &BTreeMap<&'static str, i64>) -> String {
+    let parts: Vec<String> = skips.iter().map(|(r, c)| format!("{r}={c}")).collect();
+    parts.join(" ")
+}
+
+fn usize_per_second(count: usize, elapsed: Duration) -> u64 {
+    let millis = elapsed.as_millis().max(1);
+    u64::try_from(u128::try_from(count).unwrap_or(u128::MAX) * 1000 / millis).unwrap_or(u64::MAX)
+}
