@@ -28,12 +28,14 @@
 //! ```
 
 mod catalog;
+mod data;
 mod namespace;
 pub mod schema;
 pub mod syntax;
 mod validate;
 
 pub use catalog::Catalog;
+pub use data::validate_data;
 pub use namespace::{AppRule, Namespace, RecordKind, Rejection, RejectionKind};
 pub use schema::{Document, LexiconError};
 pub use syntax::{AtUri, SyntaxError, parse_datetime};

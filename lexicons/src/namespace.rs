@@ -7,9 +7,6 @@ use crate::catalog::Catalog;
 use crate::syntax::{self, AtUri, SyntaxError};
 use crate::validate::{ValidationError, ValidationErrorKind};
 
-/// Every lexicon shape lives under this prefix upstream; other namespaces reuse the shapes.
-const UPSTREAM_PREFIX: &str = "fm.plyr";
-
 /// The kinds of record plyr indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordKind {
@@ -47,8 +44,25 @@ impl RecordKind {
     }
 
     /// The upstream lexicon NSID that defines this kind's shape, e.g. `fm.plyr.track`.
-    pub fn lexicon_nsid(self) -> String {
-        format!("{UPSTREAM_PREFIX}.{}", self.lexicon_suffix())
+    pub fn lexicon_nsid(self) -> &'static str {
+        match self {
+            RecordKind::Track => "fm.plyr.track",
+            RecordKind::Like => "fm.plyr.like",
+            RecordKind::Comment => "fm.plyr.comment",
+            RecordKind::List => "fm.plyr.list",
+            RecordKind::Profile => "fm.plyr.actor.profile",
+        }
+    }
+
+    /// Position in [`RecordKind::ALL`].
+    fn index(self) -> usize {
+        match self {
+            RecordKind::Track => 0,
+            RecordKind::Like => 1,
+            RecordKind::Comment => 2,
+            RecordKind::List => 3,
+            RecordKind::Profile => 4,
+        }
     }
 }
 
@@ -84,8 +98,7 @@ impl Namespace {
     }
 
     fn collection_str(&self, kind: RecordKind) -> &str {
-        let i = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        &self.collections[i]
+        &self.collections[kind.index()]
     }
 
     /// The kind of one of our collections, by exact match: under `fm.plyr`,
@@ -123,10 +136,12 @@ impl Namespace {
             rkey: rkey.to_owned(),
             source: Box::new(source),
         };
-        let Some(record_def) = catalog.get(&lexicon).and_then(|d| d.record()) else {
+        let Some(record_def) = catalog.get(lexicon).and_then(|d| d.record()) else {
             return Err(lexicon_err(ValidationError {
                 path: "record".to_owned(),
-                kind: ValidationErrorKind::UnknownLexicon { nsid: lexicon },
+                kind: ValidationErrorKind::UnknownLexicon {
+                    nsid: lexicon.to_owned(),
+                },
             }));
         };
         check_rkey(&record_def.key, rkey).map_err(|reason| Rejection::BadRecordKey {
@@ -142,7 +157,7 @@ impl Namespace {
             });
         }
         catalog
-            .validate_record_body(&lexicon, record)
+            .validate_record_body(lexicon, record)
             .map_err(lexicon_err)?;
         self.app_rules(kind, record)
             .map_err(|rule| Rejection::AppRule {
@@ -615,6 +630,14 @@ mod tests {
                 Lexicon("record.labels.values", too_long("items")),
             ),
             (
+                "float in a field the lexicon does not name",
+                "fm.plyr",
+                "fm.plyr.track",
+                TID,
+                edit(track("fm.plyr"), "/bpm", Some(json!(120.5))),
+                Lexicon("record.bpm", V::DataModel { reason: "" }),
+            ),
+            (
                 "no audio",
                 "fm.plyr",
                 "fm.plyr.track",
@@ -926,7 +949,11 @@ mod tests {
 
     #[test]
     fn suffixes() {
-        let got: Vec<_> = RecordKind::ALL.iter().map(|k| k.lexicon_nsid()).collect();
+        let got: Vec<_> = RecordKind::ALL.map(RecordKind::lexicon_nsid).to_vec();
+        for (i, k) in RecordKind::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i);
+            assert_eq!(format!("fm.plyr.{}", k.lexicon_suffix()), k.lexicon_nsid());
+        }
         assert_eq!(
             got,
             [

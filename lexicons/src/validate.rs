@@ -162,6 +162,12 @@ pub enum ValidationErrorKind {
     /// An `unknown` value that is not a plain data object.
     #[error("unknown must be a plain object, not a scalar, bytes, link or blob")]
     Unknown,
+    /// A value that breaks the data model (a float, an empty `$type`, a malformed link…).
+    #[error("not valid data: {reason}")]
+    DataModel {
+        /// The rule broken.
+        reason: &'static str,
+    },
     /// A method without a JSON output schema.
     #[error("{nsid} has no output schema")]
     NoOutput {
@@ -210,7 +216,9 @@ impl Catalog {
                 expected: "record",
             }));
         };
-        walk.object(&doc.id, object, record)
+        walk.object(&doc.id, object, record)?;
+        // Then the lexicon-independent rules, which reach fields the lexicon does not name.
+        crate::data::check_record(record, "record")
     }
 
     /// Validates a value against any data definition: `nsid#def`, or `nsid` for `main`.

@@ -246,3 +246,48 @@ mod lexicon_fixtures {
         }
     }
 }
+
+mod data_model {
+    use super::*;
+
+    fn cases(file: &str) -> Vec<(String, Value)> {
+        let text = read(&format!("data-model/{file}"));
+        let Ok(Value::Array(cases)) = serde_json::from_str::<Value>(&text) else {
+            panic!("{file} is not a json array");
+        };
+        cases
+            .into_iter()
+            .map(|c| {
+                let note = c["note"].as_str().unwrap_or("<no note>").to_owned();
+                (note, c["json"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn valid_data_is_accepted() {
+        let cases = cases("data-model-valid.json");
+        assert!(!cases.is_empty());
+        for (note, value) in cases {
+            assert_eq!(plyr_lexicons::validate_data(&value), Ok(()), "{note}");
+        }
+    }
+
+    #[test]
+    fn invalid_data_is_rejected() {
+        let cases = cases("data-model-invalid.json");
+        assert!(!cases.is_empty());
+        for (note, value) in cases {
+            let Err(err) = plyr_lexicons::validate_data(&value) else {
+                panic!("invalid data {note:?} accepted");
+            };
+            assert!(
+                matches!(
+                    err.kind,
+                    ValidationErrorKind::DataModel { .. } | ValidationErrorKind::WrongType { .. }
+                ),
+                "{note}: {err}"
+            );
+        }
+    }
+}
