@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use crate::syntax;
-use crate::validate::{ValidationError, ValidationErrorKind};
+use crate::validate::{MAX_DEPTH, ValidationError, ValidationErrorKind};
 
 /// Checks a JSON value against the data model. The top level must be an object.
 pub fn validate_data(value: &Value) -> Result<(), ValidationError> {
@@ -17,12 +17,12 @@ pub fn validate_data(value: &Value) -> Result<(), ValidationError> {
             kind: ValidationErrorKind::WrongType { expected: "object" },
         });
     }
-    walk(value, &mut path)
+    walk(value, &mut path, 0)
 }
 
 /// The data-model pass over a record, with errors rooted at `root`.
 pub(crate) fn check_record(value: &Value, root: &str) -> Result<(), ValidationError> {
-    walk(value, &mut root.to_owned())
+    walk(value, &mut root.to_owned(), 0)
 }
 
 fn fail(path: &str, reason: &'static str) -> Result<(), ValidationError> {
@@ -32,7 +32,13 @@ fn fail(path: &str, reason: &'static str) -> Result<(), ValidationError> {
     })
 }
 
-fn walk(value: &Value, path: &mut String) -> Result<(), ValidationError> {
+fn walk(value: &Value, path: &mut String, depth: usize) -> Result<(), ValidationError> {
+    if depth > MAX_DEPTH {
+        return Err(ValidationError {
+            path: path.clone(),
+            kind: ValidationErrorKind::TooDeep,
+        });
+    }
     match value {
         Value::Number(n) if n.is_f64() => {
             // JSON cannot tell 123.0 from 123, so integral floats pass (as the vectors require).
@@ -50,7 +56,7 @@ fn walk(value: &Value, path: &mut String) -> Result<(), ValidationError> {
                 let len = path.len();
                 // Writing to a String cannot fail.
                 let _ = write!(path, "[{i}]");
-                walk(item, path)?;
+                walk(item, path, depth + 1)?;
                 path.truncate(len);
             }
             Ok(())
@@ -61,7 +67,7 @@ fn walk(value: &Value, path: &mut String) -> Result<(), ValidationError> {
                 let len = path.len();
                 path.push('.');
                 path.push_str(key);
-                walk(item, path)?;
+                walk(item, path, depth + 1)?;
                 path.truncate(len);
             }
             Ok(())
@@ -116,4 +122,29 @@ fn check_blob(map: &Map<String, Value>, path: &str) -> Result<(), ValidationErro
         return fail(path, "blob size must be a non-negative integer");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflow() {
+        let mut value = json!({});
+        for _ in 0..(MAX_DEPTH + 10) {
+            value = json!({ "a": [value] });
+        }
+        let got = validate_data(&value).map_err(|e| e.kind);
+        assert_eq!(got, Err(ValidationErrorKind::TooDeep));
+        // Dropping a deep Value recurses too; it is fine at this depth.
+    }
+
+    #[test]
+    fn error_paths_name_the_field() {
+        let value = json!({"a": [1, {"b": 1.5}]});
+        let got = validate_data(&value).map_err(|e| e.path);
+        assert_eq!(got, Err("value.a[1].b".to_owned()));
+    }
 }

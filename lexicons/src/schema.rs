@@ -354,7 +354,7 @@ pub struct UnionSchema {
 #[non_exhaustive]
 pub enum LexiconError {
     /// The JSON does not have the shape of a lexicon document.
-    #[error("lexicon document {id:?} does not parse")]
+    #[error("lexicon document {} does not parse", .id.as_deref().unwrap_or("without an id"))]
     Parse {
         /// The `id` field, if there was a string one.
         id: Option<String>,

@@ -22,6 +22,10 @@ const BYTES_BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
+/// Deepest nesting walked. serde_json already stops parsing at 128 levels; this bounds the
+/// stack for values built some other way.
+pub(crate) const MAX_DEPTH: usize = 256;
+
 /// A value that does not match its lexicon.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {kind}")]
@@ -168,6 +172,9 @@ pub enum ValidationErrorKind {
         /// The rule broken.
         reason: &'static str,
     },
+    /// A value nested deeper than the validator walks.
+    #[error("nested too deeply")]
+    TooDeep,
     /// A method without a JSON output schema.
     #[error("{nsid} has no output schema")]
     NoOutput {
@@ -260,6 +267,7 @@ impl Catalog {
 struct Walk<'a> {
     catalog: &'a Catalog,
     path: String,
+    depth: usize,
 }
 
 type Checked = Result<(), ValidationError>;
@@ -269,6 +277,7 @@ impl<'a> Walk<'a> {
         Walk {
             catalog,
             path: root.to_owned(),
+            depth: 0,
         }
     }
 
@@ -288,7 +297,9 @@ impl<'a> Walk<'a> {
         let len = self.path.len();
         self.path.push('.');
         self.path.push_str(key);
+        self.depth += 1;
         let out = f(self);
+        self.depth -= 1;
         self.path.truncate(len);
         out
     }
@@ -299,13 +310,18 @@ impl<'a> Walk<'a> {
         let len = self.path.len();
         // Writing to a String cannot fail.
         let _ = write!(self.path, "[{i}]");
+        self.depth += 1;
         let out = f(self);
+        self.depth -= 1;
         self.path.truncate(len);
         out
     }
 
     /// `base` is the NSID of the document the schema was written in, for `#local` refs.
     fn schema(&mut self, base: &str, schema: &Schema, value: &Value) -> Checked {
+        if self.depth > MAX_DEPTH {
+            return Err(self.fail(ValidationErrorKind::TooDeep));
+        }
         match schema {
             Schema::Object(o) => self.object(base, o, value),
             Schema::Params(p) => self.params(base, p, value),
@@ -682,7 +698,120 @@ fn check_format(format: StringFormat, s: &str) -> Result<(), (&'static str, Synt
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn tree_catalog() -> Catalog {
+        let mut catalog = Catalog::new();
+        let doc = json!({
+            "lexicon": 1,
+            "id": "com.example.tree",
+            "defs": {
+                "main": {
+                    "type": "query",
+                    "output": {"encoding": "application/json", "schema": {"type": "ref", "ref": "#node"}}
+                },
+                "node": {
+                    "type": "object",
+                    "required": ["name"],
+                    "nullable": ["parent"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 8},
+                        "parent": {"type": "string"},
+                        "kind": {"type": "ref", "ref": "#leaf"},
+                        "child": {"type": "ref", "ref": "#node"}
+                    }
+                },
+                "leaf": {"type": "token"},
+                "noBody": {"type": "string"}
+            }
+        });
+        if let Err(e) = catalog.add_document(doc) {
+            panic!("tree lexicon should load: {e}");
+        }
+        catalog
+    }
+
+    #[test]
+    fn recursive_schemas_stop_at_max_depth() {
+        let catalog = tree_catalog();
+        let mut value = json!({"name": "leaf"});
+        for _ in 0..(MAX_DEPTH + 5) {
+            value = json!({"name": "n", "child": value});
+        }
+        let got = catalog.validate_def("com.example.tree#node", &value);
+        assert_eq!(got.map_err(|e| e.kind), Err(ValidationErrorKind::TooDeep));
+    }
+
+    #[test]
+    fn defs_outputs_and_tokens() {
+        let catalog = tree_catalog();
+        let cases = [
+            (
+                "com.example.tree#node",
+                json!({"name": "a", "parent": null}),
+                Ok(()),
+            ),
+            (
+                "com.example.tree#node",
+                json!({"name": "a", "kind": "com.example.tree#leaf"}),
+                Ok(()),
+            ),
+            (
+                "com.example.tree#node",
+                json!({"name": "a", "kind": "com.example.tree#other"}),
+                Err(("value.kind", ValidationErrorKind::Const)),
+            ),
+            (
+                "com.example.tree#node",
+                json!({"name": null}),
+                Err(("value.name", ValidationErrorKind::Missing)),
+            ),
+            (
+                "com.example.tree#node",
+                json!({"name": "a", "child": {"name": "much too long"}}),
+                Err((
+                    "value.child.name",
+                    ValidationErrorKind::TooLong {
+                        unit: "utf-8 bytes",
+                        max: 8,
+                        actual: 13,
+                    },
+                )),
+            ),
+            (
+                "com.example.tree#missing",
+                json!({}),
+                Err((
+                    "value",
+                    ValidationErrorKind::UnresolvedRef {
+                        reference: "com.example.tree#missing".to_owned(),
+                    },
+                )),
+            ),
+        ];
+        for (reference, value, want) in cases {
+            let got = catalog.validate_def(reference, &value);
+            let got = got.map_err(|e| (e.path, e.kind));
+            let want = want.map_err(|(p, k)| (p.to_owned(), k));
+            assert_eq!(got, want, "{reference} {value}");
+        }
+
+        let output = catalog.validate_output("com.example.tree", &json!({"name": 3}));
+        assert_eq!(
+            output.map_err(|e| (e.path, e.kind)),
+            Err((
+                "output.name".to_owned(),
+                ValidationErrorKind::WrongType { expected: "string" }
+            ))
+        );
+        let missing = catalog.validate_output("com.example.nothing", &json!({}));
+        assert!(matches!(
+            missing.map_err(|e| e.kind),
+            Err(ValidationErrorKind::UnknownLexicon { .. })
+        ));
+    }
 
     #[test]
     fn mime_globs() {
