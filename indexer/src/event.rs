@@ -155,8 +155,8 @@ fn decode_inner(bytes: &[u8]) -> Result<Event, String> {
                     let cid = commit
                         .cid
                         .ok_or_else(|| format!("{} without `cid`", commit.operation))?;
-                    let record = serde_json::from_str(record.get())
-                        .map_err(|e| format!("record: {e}"))?;
+                    let record =
+                        serde_json::from_str(record.get()).map_err(|e| format!("record: {e}"))?;
                     Operation::Write { cid, record }
                 }
                 "delete" => Operation::Delete,
@@ -312,7 +312,10 @@ mod tests {
                 r#"{"did":"did:plc:a","time_us":-4,"kind":"identity","identity":{}}"#,
                 "not positive",
             ),
-            (r#"{"did":"did:plc:a","time_us":1,"kind":"commit"}"#, "without `commit`"),
+            (
+                r#"{"did":"did:plc:a","time_us":1,"kind":"commit"}"#,
+                "without `commit`",
+            ),
             (
                 r#"{"did":"did:plc:a","time_us":1,"kind":"commit","commit":{"rev":"3lbp5n4x7ws2k","operation":"create","collection":"fm.plyr.track","rkey":"a","cid":"bafy"}}"#,
                 "without `record`",
@@ -329,7 +332,10 @@ mod tests {
                 r#"{"did":"did:plc:a","time_us":1,"kind":"account","account":{"status":"deleted"}}"#,
                 "active",
             ),
-            (r#"{"did":"did:plc:a","time_us":1,"kind":"identity"}"#, "without `identity`"),
+            (
+                r#"{"did":"did:plc:a","time_us":1,"kind":"identity"}"#,
+                "without `identity`",
+            ),
             (r#"[1,2,3]"#, "invalid type"),
         ];
         for (input, needle) in cases {

@@ -432,3 +432,393 @@ fn open(segments: &mut Vec<Segment>, family: Family) -> Option<&mut Segment> {
     }
     segments.last_mut()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::decode;
+    use crate::testing::*;
+    use serde_json::json;
+
+    fn ns() -> Namespace {
+        Namespace::new("fm.plyr").expect("test namespace")
+    }
+
+    fn classify_str(event: &str) -> Classified {
+        classify(&ns(), decode(event.as_bytes()))
+    }
+
+    fn reason(c: &Classified) -> Option<&'static str> {
+        match &c.item {
+            Item::Skip(skip) => Some(skip.reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn classifies_commits() {
+        let t1 = tid(1);
+        let track_uri = uri(ALICE, "track", &t1);
+        let cases: Vec<(String, Option<&str>)> = vec![
+            (track(1, ALICE, &t1, &t1, "a"), None),
+            (like(1, BOB, &t1, &t1, &track_uri), None),
+            (delete(1, ALICE, "fm.plyr.track", &t1, &t1), None),
+            (
+                write(
+                    1,
+                    ALICE,
+                    "fm.plyr.stg.track",
+                    &t1,
+                    &t1,
+                    CID,
+                    track_record("a"),
+                ),
+                Some(FOREIGN_COLLECTION),
+            ),
+            (
+                write(1, ALICE, "app.bsky.feed.post", &t1, &t1, CID, json!({})),
+                Some(FOREIGN_COLLECTION),
+            ),
+            (track(1, "not-a-did", &t1, &t1, "a"), Some(MALFORMED_EVENT)),
+            (track(1, ALICE, &t1, "notatid", "a"), Some(MALFORMED_EVENT)),
+            (
+                write(
+                    1,
+                    ALICE,
+                    "fm.plyr.track",
+                    &t1,
+                    &t1,
+                    "nope",
+                    track_record("a"),
+                ),
+                Some(MALFORMED_EVENT),
+            ),
+            (track(1, ALICE, "self", &t1, "a"), Some("bad_record_key")),
+            (
+                delete(1, ALICE, "fm.plyr.track", "..", &t1),
+                Some(BAD_RECORD_KEY),
+            ),
+            (
+                write(1, ALICE, "fm.plyr.track", &t1, &t1, CID, {
+                    let mut r = track_record("a");
+                    r["$type"] = json!("fm.plyr.like");
+                    r
+                }),
+                Some("type_mismatch"),
+            ),
+            (
+                write(
+                    1,
+                    ALICE,
+                    "fm.plyr.track",
+                    &t1,
+                    &t1,
+                    CID,
+                    json!({"$type": "fm.plyr.track"}),
+                ),
+                Some("lexicon"),
+            ),
+            (
+                like(1, BOB, &t1, &t1, "https://example.com/x"),
+                Some("lexicon"),
+            ),
+            (
+                like(
+                    1,
+                    BOB,
+                    &t1,
+                    &t1,
+                    &format!("at://{ALICE}/fm.plyr.stg.track/{t1}"),
+                ),
+                Some("app_rule"),
+            ),
+            (
+                write(1, ALICE, "fm.plyr.track", &t1, &t1, CID, {
+                    let mut r = track_record("a");
+                    r["title"] = json!("nul\u{0}");
+                    r
+                }),
+                Some("nul_character"),
+            ),
+            // Valid, but too long to index.
+            (
+                like(
+                    1,
+                    BOB,
+                    &t1,
+                    &t1,
+                    &format!("at://did:plc:{}/fm.plyr.track/{t1}", "a".repeat(1100)),
+                ),
+                Some(UNSTORABLE_RECORD),
+            ),
+        ];
+        for (event, want) in cases {
+            let got = classify_str(&event);
+            assert_eq!(reason(&got), want, "{event}: {got:?}");
+            assert_eq!(got.time_us, Some(1), "{event}");
+        }
+    }
+
+    #[test]
+    fn a_valid_write_carries_its_row() {
+        let t1 = tid(7);
+        let got = classify_str(&track(9, ALICE, &t1, &tid(8), "Night Drive"));
+        let Item::Commit(op) = got.item else {
+            panic!("not a commit: {got:?}");
+        };
+        assert_eq!(op.uri, uri(ALICE, "track", &t1));
+        assert_eq!(op.rev, tid(8));
+        assert_eq!(op.kind, RecordKind::Track);
+        let Some(Write {
+            cid,
+            row: Row::Track(row),
+        }) = op.write
+        else {
+            panic!("not a track write");
+        };
+        assert_eq!(cid, CID);
+        assert_eq!(row.title, "Night Drive");
+    }
+
+    #[test]
+    fn classifies_identity_and_account() {
+        let cases = [
+            (
+                identity(1, ALICE, Some("Alice.Example.COM")),
+                Item::Identity(IdentityChange {
+                    did: ALICE.into(),
+                    handle: Some("alice.example.com".into()),
+                }),
+            ),
+            (
+                identity(1, ALICE, Some("handle.invalid")),
+                Item::Identity(IdentityChange {
+                    did: ALICE.into(),
+                    handle: None,
+                }),
+            ),
+            (
+                identity(1, ALICE, Some("not a handle")),
+                Item::Identity(IdentityChange {
+                    did: ALICE.into(),
+                    handle: None,
+                }),
+            ),
+            (
+                identity(1, ALICE, None),
+                Item::Identity(IdentityChange {
+                    did: ALICE.into(),
+                    handle: None,
+                }),
+            ),
+            (
+                account(1, ALICE, false, Some("takendown")),
+                Item::Account(AccountChange {
+                    did: ALICE.into(),
+                    active: false,
+                    status: Some("takendown".into()),
+                }),
+            ),
+            (
+                account(1, ALICE, false, None),
+                Item::Account(AccountChange {
+                    did: ALICE.into(),
+                    active: false,
+                    status: Some("inactive".into()),
+                }),
+            ),
+            (
+                account(1, ALICE, true, Some("throttled")),
+                Item::Account(AccountChange {
+                    did: ALICE.into(),
+                    active: true,
+                    status: None,
+                }),
+            ),
+        ];
+        for (event, want) in cases {
+            assert_eq!(classify_str(&event).item, want, "{event}");
+        }
+        let bad = [
+            account(1, ALICE, false, Some("bad status!")),
+            account(1, "nope", true, None),
+            identity(1, "nope", Some("a.example.com")),
+        ];
+        for event in bad {
+            assert_eq!(
+                reason(&classify_str(&event)),
+                Some(MALFORMED_EVENT),
+                "{event}"
+            );
+        }
+    }
+
+    fn commit(uri: &str, rev: u64) -> Classified {
+        Classified {
+            time_us: Some(i64::try_from(rev).unwrap_or(0)),
+            item: Item::Commit(CommitOp {
+                uri: uri.into(),
+                did: ALICE.into(),
+                collection: "fm.plyr.track".into(),
+                rkey: "k".into(),
+                rev: tid(rev),
+                kind: RecordKind::Track,
+                write: None,
+            }),
+        }
+    }
+
+    fn ident(did: &str, handle: &str, time_us: i64) -> Classified {
+        Classified {
+            time_us: Some(time_us),
+            item: Item::Identity(IdentityChange {
+                did: did.into(),
+                handle: Some(handle.into()),
+            }),
+        }
+    }
+
+    fn acct(did: &str, active: bool, time_us: i64) -> Classified {
+        Classified {
+            time_us: Some(time_us),
+            item: Item::Account(AccountChange {
+                did: did.into(),
+                active,
+                status: (!active).then(|| "deactivated".to_owned()),
+            }),
+        }
+    }
+
+    fn skip(reason: &'static str) -> Classified {
+        Classified {
+            time_us: None,
+            item: Item::Skip(Skip::new(reason, "x")),
+        }
+    }
+
+    /// (uri, rev) of each commit segment, or a marker for the other families.
+    fn shape(plan: &Plan) -> Vec<Vec<String>> {
+        plan.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Commits(ops) => ops
+                    .iter()
+                    .map(|op| format!("{}@{}", op.uri, op.rev))
+                    .collect(),
+                Segment::Identities(c) => c
+                    .iter()
+                    .map(|c| format!("id:{}={:?}", c.did, c.handle))
+                    .collect(),
+                Segment::Accounts(c) => c
+                    .iter()
+                    .map(|c| format!("acct:{}={}", c.did, c.active))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_segments_in_stream_order() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        let at = |u: &str, r: u64| format!("{u}@{}", tid(r));
+        let cases: Vec<(Vec<Classified>, Vec<Vec<String>>, Option<i64>)> = vec![
+            (vec![], vec![], None),
+            // Highest rev per URI wins within a run, whatever the arrival order.
+            (
+                vec![
+                    commit("a", 2),
+                    commit("b", 1),
+                    commit("a", 3),
+                    commit("a", 1),
+                ],
+                vec![vec![at("a", 3), at("b", 1)]],
+                Some(3),
+            ),
+            // An account event splits the run: each side is deduplicated on its own.
+            (
+                vec![
+                    commit("a", 1),
+                    acct(ALICE, false, 5),
+                    commit("a", 2),
+                    commit("a", 4),
+                ],
+                vec![
+                    vec![at("a", 1)],
+                    s(&[&format!("acct:{ALICE}=false")]),
+                    vec![at("a", 4)],
+                ],
+                Some(5),
+            ),
+            // Identities: the last per DID in a run.
+            (
+                vec![
+                    ident(ALICE, "a.example.com", 1),
+                    ident(BOB, "b.example.com", 2),
+                    ident(ALICE, "c.example.com", 3),
+                ],
+                vec![s(&[
+                    &format!("id:{ALICE}=Some(\"c.example.com\")"),
+                    &format!("id:{BOB}=Some(\"b.example.com\")"),
+                ])],
+                Some(3),
+            ),
+            // Accounts keep every change in order.
+            (
+                vec![acct(ALICE, false, 1), acct(ALICE, true, 2)],
+                vec![s(&[
+                    &format!("acct:{ALICE}=false"),
+                    &format!("acct:{ALICE}=true"),
+                ])],
+                Some(2),
+            ),
+            // Skips never open a segment; malformed ones have no time.
+            (
+                vec![skip(MALFORMED_EVENT), commit("a", 1), skip(UNKNOWN_KIND)],
+                vec![vec![at("a", 1)]],
+                Some(1),
+            ),
+        ];
+        for (items, want, cursor) in cases {
+            let n = items.len();
+            let plan = plan(items);
+            assert_eq!(shape(&plan), want);
+            assert_eq!(plan.cursor, cursor);
+            assert_eq!(plan.events, n);
+        }
+    }
+
+    #[test]
+    fn tallies_skips_by_reason() {
+        let plan = plan(vec![
+            skip(MALFORMED_EVENT),
+            skip(FOREIGN_COLLECTION),
+            skip(MALFORMED_EVENT),
+        ]);
+        let counts: Vec<(&str, i64)> = plan.skips.iter().map(|(r, t)| (*r, t.count)).collect();
+        assert_eq!(counts, vec![(FOREIGN_COLLECTION, 1), (MALFORMED_EVENT, 2)]);
+        assert_eq!(plan.cursor, None);
+    }
+
+    #[test]
+    fn plan_is_idempotent_under_duplication() {
+        // Replaying a batch inside itself (a rewind within one batch) plans the same writes.
+        let items = vec![
+            commit("a", 2),
+            commit("b", 5),
+            commit("a", 7),
+            commit("c", 1),
+        ];
+        let once = plan(items.clone());
+        let doubled: Vec<Classified> = items.iter().chain(items.iter()).cloned().collect();
+        let twice = plan(doubled);
+        assert_eq!(shape(&once), shape(&twice));
+        assert_eq!(once.cursor, twice.cursor);
+    }
+
+    #[test]
+    fn skip_details_are_bounded_and_nul_free() {
+        let skip = Skip::new(MALFORMED_EVENT, format!("a\u{0}{}", "x".repeat(5000)));
+        assert!(!skip.detail.contains('\0'));
+        assert_eq!(skip.detail.chars().count(), MAX_DETAIL_CHARS);
+    }
+}

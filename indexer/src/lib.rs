@@ -27,6 +27,9 @@ mod source;
 mod store;
 mod writer;
 
+#[cfg(test)]
+mod testing;
+
 pub use source::JetstreamConfig;
 pub use store::StoreError;
 

@@ -240,10 +240,12 @@ mod tests {
     fn extracts_each_kind() {
         let subject = json!({"uri": "at://did:plc:a/fm.plyr.track/3lbp5n4wxqk2c", "cid": "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"});
         let track = json!({"$type":"fm.plyr.track","title":"T","artist":"A","album":"Al","fileType":"mp3","createdAt":"2024-01-01T00:00:00Z"});
-        let like = json!({"$type":"fm.plyr.like","subject": subject,"createdAt":"2024-01-02T00:00:00Z"});
+        let like =
+            json!({"$type":"fm.plyr.like","subject": subject,"createdAt":"2024-01-02T00:00:00Z"});
         let comment = json!({"$type":"fm.plyr.comment","subject": subject,"text":"nice","timestampMs": 61000,"createdAt":"2024-01-03T00:00:00Z"});
         let list = json!({"$type":"fm.plyr.list","name":"L","listType":"album","items":[{"subject": subject}],"createdAt":"2024-01-04T00:00:00Z"});
-        let profile = json!({"$type":"fm.plyr.actor.profile","bio":"hi","createdAt":"2024-01-05T00:00:00Z"});
+        let profile =
+            json!({"$type":"fm.plyr.actor.profile","bio":"hi","createdAt":"2024-01-05T00:00:00Z"});
         let uri = "at://did:plc:a/fm.plyr.track/3lbp5n4wxqk2c".to_owned();
         let cid = Some("bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".to_owned());
         let cases = [

@@ -759,3 +759,6 @@ async fn purge(tx: &mut PgConnection, did: &str) -> Result<(), StoreError> {
     .map_err(StoreError::at("purging a deleted account"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,573 @@
+//! The store against real Postgres: each test drives batches of wire-format events through
+//! decode, classify, plan and apply, then reads the view tables back.
+
+use plyr_lexicons::Namespace;
+use sqlx::PgPool;
+
+use super::*;
+use crate::event::decode;
+use crate::fold::{classify, plan};
+use crate::testing::*;
+
+const SOURCE: &str = "jetstream";
+
+fn planned(events: &[String]) -> Plan {
+    let ns = Namespace::new("fm.plyr").expect("test namespace");
+    plan(
+        events
+            .iter()
+            .map(|e| classify(&ns, decode(e.as_bytes())))
+            .collect(),
+    )
+}
+
+async fn ingest(pool: &PgPool, events: &[String]) -> Applied {
+    apply(pool, SOURCE, &planned(events))
+        .await
+        .expect("batch applies")
+}
+
+/// (title, rev, like_count, comment_count) of a track, if present.
+async fn track_row(pool: &PgPool, uri: &str) -> Option<(String, String, i32, i32)> {
+    sqlx::query_as("select title, rev, like_count, comment_count from track where uri = $1")
+        .bind(uri)
+        .fetch_optional(pool)
+        .await
+        .expect("track query")
+}
+
+/// (rev, deleted) of a ledger row.
+async fn ledger(pool: &PgPool, uri: &str) -> Option<(String, bool)> {
+    sqlx::query_as("select rev, deleted from record where uri = $1")
+        .bind(uri)
+        .fetch_optional(pool)
+        .await
+        .expect("ledger query")
+}
+
+/// (handle, active, status) of an actor.
+async fn actor(pool: &PgPool, did: &str) -> Option<(Option<String>, bool, Option<String>)> {
+    sqlx::query_as("select handle, active, status from actor where did = $1")
+        .bind(did)
+        .fetch_optional(pool)
+        .await
+        .expect("actor query")
+}
+
+/// (track, like, comment, album, playlist) counts of an actor.
+async fn actor_counts(pool: &PgPool, did: &str) -> (i32, i32, i32, i32, i32) {
+    sqlx::query_as(
+        "select track_count, like_count, comment_count, album_count, playlist_count
+         from actor where did = $1",
+    )
+    .bind(did)
+    .fetch_one(pool)
+    .await
+    .expect("actor counts")
+}
+
+async fn skip_count(pool: &PgPool, reason: &str) -> i64 {
+    sqlx::query_scalar("select coalesce(sum(count), 0)::int8 from indexer_skip where reason = $1")
+        .bind(reason)
+        .fetch_one(pool)
+        .await
+        .expect("skip query")
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    // `table` is a constant from the test itself.
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+        .fetch_one(pool)
+        .await
+        .expect("count query")
+}
+
+/// Every view table as text, minus the bookkeeping `updated_at` columns.
+async fn snapshot(pool: &PgPool) -> Vec<String> {
+    let queries = [
+        "select did, handle, active, status, track_count, like_count, comment_count,
+                album_count, playlist_count, first_seen_at from actor order by did",
+        "select uri, did, collection, rkey, rev, cid, deleted from record order by uri",
+        "select * from track order by uri",
+        "select * from track_like order by uri",
+        "select * from comment order by uri",
+        "select * from list order by uri",
+        "select * from list_item order by list_uri, position",
+        "select * from profile order by did",
+        "select source, cursor from consumer_cursor order by source",
+        "select reason, count, last_detail from indexer_skip order by reason",
+    ];
+    let mut out = Vec::new();
+    for q in queries {
+        let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select json_agg(row_to_json(t))::text from ({q}) t"
+        )))
+        .fetch_one(pool)
+        .await
+        .expect("snapshot query");
+        out.push(text.unwrap_or_default());
+    }
+    out
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn create_update_and_stale_update(pool: PgPool) {
+    let k = tid(100);
+    let u = uri(ALICE, "track", &k);
+    let applied = ingest(&pool, &[track(10, ALICE, &k, &tid(1), "One")]).await;
+    assert_eq!(applied.written, 1);
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("One".into(), tid(1), 0, 0))
+    );
+    assert_eq!(actor(&pool, ALICE).await, Some((None, true, None)));
+    assert_eq!(actor_counts(&pool, ALICE).await, (1, 0, 0, 0, 0));
+    let (indexed_at, sort_at): (DateTime<Utc>, DateTime<Utc>) =
+        sqlx::query_as("select indexed_at, sort_at from track where uri = $1")
+            .bind(&u)
+            .fetch_one(&pool)
+            .await
+            .expect("times");
+
+    ingest(&pool, &[track(11, ALICE, &k, &tid(3), "Three")]).await;
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("Three".into(), tid(3), 0, 0))
+    );
+    let (indexed_after, sort_after): (DateTime<Utc>, DateTime<Utc>) =
+        sqlx::query_as("select indexed_at, sort_at from track where uri = $1")
+            .bind(&u)
+            .fetch_one(&pool)
+            .await
+            .expect("times");
+    assert_eq!(indexed_after, indexed_at, "an update keeps indexed_at");
+    assert_eq!(sort_after, sort_at);
+
+    // A stale update (older rev) arriving late changes nothing.
+    let applied = ingest(&pool, &[track(12, ALICE, &k, &tid(2), "Two")]).await;
+    assert_eq!(applied.written, 0);
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("Three".into(), tid(3), 0, 0))
+    );
+    assert_eq!(ledger(&pool, &u).await, Some((tid(3), false)));
+    assert_eq!(last_cursor(&pool, SOURCE).await.expect("cursor"), Some(12));
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn delete_leaves_a_tombstone_that_stops_replays(pool: PgPool) {
+    let k = tid(100);
+    let u = uri(ALICE, "track", &k);
+    ingest(&pool, &[track(1, ALICE, &k, &tid(1), "One")]).await;
+    ingest(&pool, &[delete(2, ALICE, "fm.plyr.track", &k, &tid(2))]).await;
+    assert_eq!(track_row(&pool, &u).await, None);
+    assert_eq!(ledger(&pool, &u).await, Some((tid(2), true)));
+    assert_eq!(actor_counts(&pool, ALICE).await, (0, 0, 0, 0, 0));
+
+    // Deleting again is a no-op, and a replayed older create does not resurrect it.
+    let applied = ingest(
+        &pool,
+        &[
+            delete(3, ALICE, "fm.plyr.track", &k, &tid(2)),
+            track(3, ALICE, &k, &tid(1), "One"),
+        ],
+    )
+    .await;
+    assert_eq!(applied.written, 0);
+    assert_eq!(track_row(&pool, &u).await, None);
+    assert_eq!(ledger(&pool, &u).await, Some((tid(2), true)));
+
+    // A genuinely newer create brings it back.
+    ingest(&pool, &[track(4, ALICE, &k, &tid(5), "Back")]).await;
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("Back".into(), tid(5), 0, 0))
+    );
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn a_like_before_its_track_counts_once_the_track_arrives(pool: PgPool) {
+    let k = tid(100);
+    let u = uri(ALICE, "track", &k);
+    ingest(&pool, &[like(1, BOB, &tid(200), &tid(1), &u)]).await;
+    assert_eq!(track_row(&pool, &u).await, None);
+    assert_eq!(count(&pool, "track_like").await, 1);
+    ingest(&pool, &[track(2, ALICE, &k, &tid(2), "Late")]).await;
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("Late".into(), tid(2), 1, 0))
+    );
+    assert_eq!(actor_counts(&pool, BOB).await, (0, 1, 0, 0, 0));
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn duplicate_likes_count_once(pool: PgPool) {
+    let k = tid(100);
+    let u = uri(ALICE, "track", &k);
+    let (l1, l2) = (tid(201), tid(202));
+    ingest(
+        &pool,
+        &[
+            track(1, ALICE, &k, &tid(1), "T"),
+            like(2, BOB, &l1, &tid(2), &u),
+            like(3, BOB, &l2, &tid(3), &u),
+        ],
+    )
+    .await;
+    assert_eq!(track_row(&pool, &u).await.map(|t| t.2), Some(1));
+    assert_eq!(actor_counts(&pool, BOB).await.1, 1);
+
+    // Deleting one of the two leaves the like standing.
+    ingest(&pool, &[delete(4, BOB, "fm.plyr.like", &l1, &tid(4))]).await;
+    assert_eq!(track_row(&pool, &u).await.map(|t| t.2), Some(1));
+    ingest(&pool, &[delete(5, BOB, "fm.plyr.like", &l2, &tid(5))]).await;
+    assert_eq!(track_row(&pool, &u).await.map(|t| t.2), Some(0));
+    assert_eq!(actor_counts(&pool, BOB).await.1, 0);
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn comments_lists_and_profiles(pool: PgPool) {
+    let (t1, t2) = (
+        uri(ALICE, "track", &tid(101)),
+        uri(ALICE, "track", &tid(102)),
+    );
+    let list_key = tid(300);
+    let list_uri = uri(ALICE, "list", &list_key);
+    ingest(
+        &pool,
+        &[
+            track(1, ALICE, &tid(101), &tid(1), "A"),
+            track(1, ALICE, &tid(102), &tid(2), "B"),
+            write(
+                2,
+                BOB,
+                "fm.plyr.comment",
+                &tid(400),
+                &tid(3),
+                CID,
+                comment_record(&t1, "nice"),
+            ),
+            write(
+                2,
+                ALICE,
+                "fm.plyr.list",
+                &list_key,
+                &tid(4),
+                CID,
+                list_record("album", &[&t1, &t2]),
+            ),
+            write(
+                2,
+                ALICE,
+                "fm.plyr.actor.profile",
+                "self",
+                &tid(5),
+                CID,
+                profile_record("hello"),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(track_row(&pool, &t1).await.map(|t| t.3), Some(1));
+    assert_eq!(actor_counts(&pool, ALICE).await, (2, 0, 0, 1, 0));
+    assert_eq!(actor_counts(&pool, BOB).await, (0, 0, 1, 0, 0));
+    let items: Vec<(i32, String)> = sqlx::query_as(
+        "select position, subject_uri from list_item where list_uri = $1 order by position",
+    )
+    .bind(&list_uri)
+    .fetch_all(&pool)
+    .await
+    .expect("items");
+    assert_eq!(items, vec![(0, t1.clone()), (1, t2.clone())]);
+    let bio: Option<String> = sqlx::query_scalar("select bio from profile where did = $1")
+        .bind(ALICE)
+        .fetch_one(&pool)
+        .await
+        .expect("profile");
+    assert_eq!(bio.as_deref(), Some("hello"));
+
+    // Updating the list to a playlist of one track replaces its items.
+    ingest(
+        &pool,
+        &[
+            write(
+                3,
+                ALICE,
+                "fm.plyr.list",
+                &list_key,
+                &tid(6),
+                CID2,
+                list_record("playlist", &[&t2]),
+            ),
+            write(
+                3,
+                ALICE,
+                "fm.plyr.actor.profile",
+                "self",
+                &tid(7),
+                CID2,
+                profile_record("bye"),
+            ),
+            delete(3, BOB, "fm.plyr.comment", &tid(400), &tid(8)),
+        ],
+    )
+    .await;
+    let items: Vec<(i32, String)> = sqlx::query_as(
+        "select position, subject_uri from list_item where list_uri = $1 order by position",
+    )
+    .bind(&list_uri)
+    .fetch_all(&pool)
+    .await
+    .expect("items");
+    assert_eq!(items, vec![(0, t2.clone())]);
+    assert_eq!(actor_counts(&pool, ALICE).await, (2, 0, 0, 0, 1));
+    assert_eq!(actor_counts(&pool, BOB).await, (0, 0, 0, 0, 0));
+    assert_eq!(track_row(&pool, &t1).await.map(|t| t.3), Some(0));
+    let (bio, cid): (Option<String>, String) =
+        sqlx::query_as("select bio, cid from profile where did = $1")
+            .bind(ALICE)
+            .fetch_one(&pool)
+            .await
+            .expect("profile");
+    assert_eq!((bio.as_deref(), cid.as_str()), (Some("bye"), CID2));
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn invalid_and_foreign_records_are_counted_not_stored(pool: PgPool) {
+    let k = tid(100);
+    let u = uri(ALICE, "track", &k);
+    ingest(&pool, &[track(1, ALICE, &k, &tid(1), "Good")]).await;
+    let mut no_audio = track_record("Bad");
+    if let Some(map) = no_audio.as_object_mut() {
+        map.remove("audioUrl");
+    }
+    let applied = ingest(
+        &pool,
+        &[
+            // An invalid update leaves the previous valid version in place.
+            write(2, ALICE, "fm.plyr.track", &k, &tid(2), CID2, no_audio),
+            write(
+                3,
+                ALICE,
+                "fm.plyr.stg.track",
+                &k,
+                &tid(3),
+                CID,
+                track_record("Staging"),
+            ),
+            "{not json".to_owned(),
+            r#"{"did":"did:plc:x","time_us":4,"kind":"sync"}"#.to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(applied.written, 0);
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("Good".into(), tid(1), 0, 0))
+    );
+    assert_eq!(ledger(&pool, &u).await, Some((tid(1), false)));
+    assert_eq!(skip_count(&pool, "app_rule").await, 1);
+    assert_eq!(skip_count(&pool, "foreign_collection").await, 1);
+    assert_eq!(skip_count(&pool, "malformed_event").await, 1);
+    assert_eq!(skip_count(&pool, "unknown_kind").await, 1);
+    assert_eq!(count(&pool, "track").await, 1);
+    // The unknown kind moved the cursor; the malformed event could not.
+    assert_eq!(last_cursor(&pool, SOURCE).await.expect("cursor"), Some(4));
+    let detail: Option<String> =
+        sqlx::query_scalar("select last_detail from indexer_skip where reason = 'app_rule'")
+            .fetch_one(&pool)
+            .await
+            .expect("detail");
+    assert!(detail.is_some_and(|d| d.contains(&u)));
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn identity_sets_the_handle_of_known_actors(pool: PgPool) {
+    ingest(&pool, &[track(1, ALICE, &tid(100), &tid(1), "T")]).await;
+    let cases = [
+        (Some("Alice.Example.COM"), Some("alice.example.com")),
+        (Some("handle.invalid"), None),
+        (Some("alice.example.com"), Some("alice.example.com")),
+        (Some("-bad-.example"), None),
+        (None, None),
+    ];
+    for (i, (sent, want)) in (2..).zip(cases) {
+        ingest(&pool, &[identity(i, ALICE, sent)]).await;
+        assert_eq!(
+            actor(&pool, ALICE).await.and_then(|a| a.0).as_deref(),
+            want,
+            "{sent:?}"
+        );
+    }
+    // DIDs that never committed to plyr are not tracked.
+    ingest(&pool, &[identity(10, BOB, Some("bob.example.com"))]).await;
+    assert_eq!(actor(&pool, BOB).await, None);
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn deactivation_hides_and_activation_restores(pool: PgPool) {
+    let u = uri(ALICE, "track", &tid(100));
+    ingest(
+        &pool,
+        &[
+            track(1, ALICE, &tid(100), &tid(1), "T"),
+            like(2, BOB, &tid(200), &tid(2), &u),
+            write(
+                3,
+                BOB,
+                "fm.plyr.comment",
+                &tid(201),
+                &tid(3),
+                CID,
+                comment_record(&u, "hey"),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(track_row(&pool, &u).await.map(|t| (t.2, t.3)), Some((1, 1)));
+
+    ingest(&pool, &[account(4, BOB, false, Some("deactivated"))]).await;
+    assert_eq!(
+        actor(&pool, BOB).await,
+        Some((None, false, Some("deactivated".into())))
+    );
+    assert_eq!(track_row(&pool, &u).await.map(|t| (t.2, t.3)), Some((0, 0)));
+    // Hidden, not deleted: the rows stay.
+    assert_eq!(count(&pool, "track_like").await, 1);
+
+    ingest(&pool, &[account(5, BOB, true, None)]).await;
+    assert_eq!(actor(&pool, BOB).await, Some((None, true, None)));
+    assert_eq!(track_row(&pool, &u).await.map(|t| (t.2, t.3)), Some((1, 1)));
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn deletion_purges_and_replays_stay_purged(pool: PgPool) {
+    let alice_track = uri(ALICE, "track", &tid(100));
+    let bob_track = uri(BOB, "track", &tid(101));
+    let history = vec![
+        track(1, ALICE, &tid(100), &tid(1), "Alice's"),
+        track(1, BOB, &tid(101), &tid(2), "Bob's"),
+        like(2, BOB, &tid(200), &tid(3), &alice_track),
+        like(2, ALICE, &tid(201), &tid(4), &bob_track),
+        write(
+            2,
+            BOB,
+            "fm.plyr.actor.profile",
+            "self",
+            &tid(5),
+            CID,
+            profile_record("bob"),
+        ),
+    ];
+    ingest(&pool, &history).await;
+    assert_eq!(track_row(&pool, &alice_track).await.map(|t| t.2), Some(1));
+
+    // Deletion in the same batch as later commits from that DID: those are dropped.
+    let applied = ingest(
+        &pool,
+        &[
+            account(3, BOB, false, Some("deleted")),
+            track(4, BOB, &tid(102), &tid(9), "after"),
+        ],
+    )
+    .await;
+    assert_eq!(applied.skips.get("actor_deleted"), Some(&1));
+    assert_eq!(
+        actor(&pool, BOB).await,
+        Some((None, false, Some("deleted".into())))
+    );
+    assert_eq!(track_row(&pool, &bob_track).await, None);
+    assert_eq!(track_row(&pool, &alice_track).await.map(|t| t.2), Some(0));
+    let bob_rows: i64 = sqlx::query_scalar(
+        "select (select count(*) from track where did = $1) + (select count(*) from track_like where did = $1)
+              + (select count(*) from profile where did = $1) + (select count(*) from list where did = $1)
+              + (select count(*) from comment where did = $1)",
+    )
+    .bind(BOB)
+    .fetch_one(&pool)
+    .await
+    .expect("bob rows");
+    assert_eq!(bob_rows, 0);
+    assert_eq!(ledger(&pool, &bob_track).await, Some((tid(2), true)));
+    assert_eq!(actor_counts(&pool, BOB).await, (0, 0, 0, 0, 0));
+
+    // A replay of the whole history changes nothing.
+    let before = snapshot(&pool).await;
+    let applied = ingest(&pool, &history).await;
+    assert_eq!(applied.written, 0);
+    let after = snapshot(&pool).await;
+    assert_eq!(before[..8], after[..8]);
+
+    // Reactivated later: older replays stay purged (the ledger remembers), new writes land.
+    ingest(&pool, &[account(6, BOB, true, None)]).await;
+    ingest(&pool, &history).await;
+    assert_eq!(track_row(&pool, &bob_track).await, None);
+    ingest(&pool, &[track(7, BOB, &tid(101), &tid(20), "New")]).await;
+    assert_eq!(
+        track_row(&pool, &bob_track).await.map(|t| t.0),
+        Some("New".into())
+    );
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn the_same_batch_twice_changes_nothing(pool: PgPool) {
+    let u = uri(ALICE, "track", &tid(100));
+    let batch = vec![
+        track(1, ALICE, &tid(100), &tid(1), "T"),
+        like(2, BOB, &tid(200), &tid(2), &u),
+        like(2, BOB, &tid(201), &tid(3), &u),
+        write(
+            3,
+            ALICE,
+            "fm.plyr.list",
+            &tid(300),
+            &tid(4),
+            CID,
+            list_record("album", &[&u]),
+        ),
+        identity(4, ALICE, Some("alice.example.com")),
+        account(5, BOB, false, Some("takendown")),
+        track(6, ALICE, &tid(100), &tid(5), "T2"),
+        delete(7, BOB, "fm.plyr.like", &tid(201), &tid(6)),
+    ];
+    ingest(&pool, &batch).await;
+    let before = snapshot(&pool).await;
+    let applied = ingest(&pool, &batch).await;
+    assert_eq!(applied.written, 0);
+    let after = snapshot(&pool).await;
+    // Skip counts aside (none here), the view and the cursor are unchanged.
+    assert_eq!(before, after);
+    assert_eq!(
+        track_row(&pool, &u).await,
+        Some(("T2".into(), tid(5), 0, 0))
+    );
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn a_failed_batch_moves_neither_view_nor_cursor(pool: PgPool) {
+    let u = uri(ALICE, "track", &tid(100));
+    ingest(&pool, &[identity(1, ALICE, None)]).await;
+    assert_eq!(last_cursor(&pool, SOURCE).await.expect("cursor"), Some(1));
+    // Break the comment table so the batch fails after the track was written.
+    sqlx::query("alter table comment rename to comment_gone")
+        .execute(&pool)
+        .await
+        .expect("rename");
+    let plan = planned(&[
+        track(5, ALICE, &tid(100), &tid(1), "T"),
+        write(
+            6,
+            BOB,
+            "fm.plyr.comment",
+            &tid(200),
+            &tid(2),
+            CID,
+            comment_record(&u, "x"),
+        ),
+    ]);
+    let err = apply(&pool, SOURCE, &plan).await.err();
+    assert!(err.is_some_and(|e| !e.is_transient()));
+    assert_eq!(track_row(&pool, &u).await, None);
+    assert_eq!(count(&pool, "record").await, 0);
+    assert_eq!(last_cursor(&pool, SOURCE).await.expect("cursor"), Some(1));
+}
