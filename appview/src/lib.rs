@@ -1,1 +1,70 @@
-//! Serves the Postgres view over XRPC.
+//! Serves the Postgres view of fm.plyr records over XRPC.
+//!
+//! Data flow: `GET /xrpc/<nsid>` -> [`router`] (`routes.rs`) -> a handler in the module named
+//! after the lexicon noun (`track.rs`, `like.rs`, ...) which bounds its params (`params.rs`,
+//! `cursor.rs`) -> one function per SQL query (`queries/`) -> lexicon views (`views.rs`). Every
+//! failure becomes an `{"error","message"}` body (`error.rs`). The indexer writes the tables;
+//! this crate only reads them, and never serves content of inactive actors.
+//!
+//! ```no_run
+//! # async fn run(pool: sqlx::PgPool) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! plyr_appview::serve(listener, plyr_appview::AppState::new(pool), shutdown).await
+//! # }
+//! ```
+
+mod actor;
+mod comment;
+mod cursor;
+mod error;
+mod health;
+mod like;
+mod list;
+mod params;
+mod queries;
+mod routes;
+mod track;
+mod views;
+
+pub use routes::router;
+
+use axum::extract::FromRef;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What every handler can reach: the Postgres pool of the view.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    db: PgPool,
+}
+
+impl AppState {
+    /// Wraps a pool connected to a database migrated with `plyr_migrations::MIGRATOR`.
+    pub fn new(pool: PgPool) -> AppState {
+        AppState { db: pool }
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> PgPool {
+        state.db.clone()
+    }
+}
+
+/// Serves [`router`] on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// finish (each is bounded by the router's request timeout).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving xrpc");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    tracing::info!(%addr, "xrpc server stopped");
+    Ok(())
+}

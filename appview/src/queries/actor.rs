@@ -1,0 +1,79 @@
+//! Queries over actors: resolving a DID or handle, and the profile with its counts.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tracing::instrument;
+
+/// An actor as the indexer last saw them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActorRow {
+    /// The actor's DID.
+    pub did: String,
+    /// False after an #account event deactivated, took down, suspended or deleted them.
+    pub active: bool,
+    /// The #account status (takendown, suspended, deleted, deactivated, ...), if any.
+    pub status: Option<String>,
+}
+
+/// An active actor's profile record (when they have one) and counts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    /// The actor's DID.
+    pub did: String,
+    /// The handle, null when unknown.
+    pub handle: Option<String>,
+    /// `bio` of the profile record.
+    pub bio: Option<String>,
+    /// `avatar` of the profile record.
+    pub avatar: Option<String>,
+    /// Tracks by the actor.
+    pub track_count: i32,
+    /// Likes given by the actor.
+    pub like_count: i32,
+    /// Comments written by the actor.
+    pub comment_count: i32,
+    /// Lists of type album.
+    pub album_count: i32,
+    /// Lists of type playlist.
+    pub playlist_count: i32,
+    /// `createdAt` of the profile record.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the profile record was indexed.
+    pub indexed_at: Option<DateTime<Utc>>,
+}
+
+/// The actor with this DID, active or not.
+#[instrument(skip(db))]
+pub async fn by_did(db: &PgPool, did: &str) -> Result<Option<ActorRow>, sqlx::Error> {
+    sqlx::query_as("select did, active, status from actor where did = $1")
+        .bind(did)
+        .fetch_optional(db)
+        .await
+}
+
+/// The actor holding this (lowercase) handle. Handles move between DIDs; if stale rows still
+/// claim it, the active and most recently updated one wins.
+#[instrument(skip(db))]
+pub async fn by_handle(db: &PgPool, handle: &str) -> Result<Option<ActorRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select did, active, status from actor where handle = $1 \
+         order by active desc, updated_at desc limit 1",
+    )
+    .bind(handle)
+    .fetch_optional(db)
+    .await
+}
+
+/// The profile of an active actor.
+#[instrument(skip(db))]
+pub async fn profile(db: &PgPool, did: &str) -> Result<Option<ProfileRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select a.did, a.handle, p.bio, p.avatar, a.track_count, a.like_count, a.comment_count, \
+                a.album_count, a.playlist_count, p.created_at, p.indexed_at \
+         from actor a left join profile p on p.did = a.did \
+         where a.did = $1 and a.active",
+    )
+    .bind(did)
+    .fetch_optional(db)
+    .await
+}

@@ -1,0 +1,110 @@
+//! Queries over lists (fm.plyr.list: albums, playlists, liked lists) and their items.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tracing::instrument;
+
+use super::track::TrackRow;
+use crate::cursor::TimeCursor;
+
+/// Most items a list record may hold (the fm.plyr.list lexicon's `maxLength`); a bound on
+/// `items` even if a larger list slipped into the table.
+const MAX_LIST_ITEMS: i64 = 500;
+
+/// A list joined with its author, without the record.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ListRow {
+    /// The list record's AT-URI.
+    pub uri: String,
+    /// The list record's CID.
+    pub cid: String,
+    /// The author's DID.
+    pub did: String,
+    /// The author's handle, null when unknown.
+    pub handle: Option<String>,
+    /// The author's avatar URL.
+    pub avatar: Option<String>,
+    /// The list's name, if the record has one.
+    pub name: Option<String>,
+    /// album, playlist, liked, or another value the record chose.
+    pub list_type: Option<String>,
+    /// Items in the record, visible or not.
+    pub item_count: i32,
+    /// `createdAt` of the record.
+    pub created_at: DateTime<Utc>,
+    /// When the indexer stored the list.
+    pub indexed_at: DateTime<Utc>,
+    /// The list position: `least(created_at, indexed_at)`.
+    pub sort_at: DateTime<Utc>,
+}
+
+/// A list with its record.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ListDetailRow {
+    /// The list.
+    #[sqlx(flatten)]
+    pub list: ListRow,
+    /// The record as indexed.
+    pub record: serde_json::Value,
+}
+
+/// One visible list.
+#[instrument(skip(db))]
+pub async fn by_uri(db: &PgPool, uri: &str) -> Result<Option<ListDetailRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
+                l.created_at, l.indexed_at, l.sort_at, l.record \
+         from list l \
+         join actor a on a.did = l.did and a.active \
+         left join profile p on p.did = l.did \
+         where l.uri = $1",
+    )
+    .bind(uri)
+    .fetch_optional(db)
+    .await
+}
+
+/// One actor's lists, newest first, after `after`, of `list_type` when given.
+#[instrument(skip(db))]
+pub async fn by_author(
+    db: &PgPool,
+    did: &str,
+    list_type: Option<&str>,
+    after: Option<&TimeCursor>,
+    limit: i64,
+) -> Result<Vec<ListRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
+                l.created_at, l.indexed_at, l.sort_at \
+         from list l \
+         join actor a on a.did = l.did and a.active \
+         left join profile p on p.did = l.did \
+         where l.did = $1 \
+           and ($2::text is null or l.list_type = $2) \
+           and (l.sort_at, l.uri) < (coalesce($3, 'infinity'::timestamptz), coalesce($4, '')) \
+         order by l.sort_at desc, l.uri desc limit $5",
+    )
+    .bind(did)
+    .bind(list_type)
+    .bind(after.map(|c| c.at))
+    .bind(after.map(|c| c.uri.as_str()))
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// The visible tracks of a list, in record order.
+#[instrument(skip(db))]
+pub async fn items(db: &PgPool, list_uri: &str) -> Result<Vec<TrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        track_columns!(),
+        " from list_item li join track t on t.uri = li.subject_uri",
+        track_joins!(),
+        "where li.list_uri = $1 order by li.position limit $2"
+    ))
+    .bind(list_uri)
+    .bind(MAX_LIST_ITEMS)
+    .fetch_all(db)
+    .await
+}

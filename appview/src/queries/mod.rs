@@ -1,0 +1,26 @@
+//! All SQL of the appview: one function per query, typed args in, `FromRow` rows or
+//! `sqlx::Error` out. Content is served only when its author's actor row is active (inner join
+//! on `actor ... and a.active`). Pages are keyset: the first page binds a null cursor, which the
+//! SQL turns into "before everything" so the same index-friendly row comparison serves all pages.
+
+/// Columns of [`track::TrackRow`], for `concat!` into the queries that return tracks.
+macro_rules! track_columns {
+    () => {
+        "t.uri, t.cid, t.did, a.handle, p.avatar, t.record, t.like_count, t.comment_count, \
+         t.indexed_at, t.sort_at"
+    };
+}
+
+/// Joins `track t` to its (active) author and the author's profile, for `concat!`.
+macro_rules! track_joins {
+    () => {
+        " join actor a on a.did = t.did and a.active left join profile p on p.did = t.did "
+    };
+}
+
+pub mod actor;
+pub mod comment;
+pub mod health;
+pub mod like;
+pub mod list;
+pub mod track;

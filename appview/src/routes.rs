@@ -1,0 +1,90 @@
+//! Every XRPC method this server answers, mapped to its handler, plus the layers around them
+//! (tracing, CORS, request timeout).
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodRouter, any, get};
+use axum::{BoxError, Router};
+use tower::ServiceBuilder;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::XrpcError;
+use crate::{AppState, actor, comment, health, like, list, track};
+
+/// Longest a request may run. Every method is a handful of indexed lookups answered in
+/// milliseconds; past this the pool is starved or the database stuck, and holding the client
+/// helps nobody.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The XRPC router: `GET /xrpc/<nsid>` for every method below, 501 MethodNotImplemented for
+/// any other `/xrpc/*` path, with permissive CORS (any origin, no credentials: every method is
+/// a public read) and a request timeout.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/xrpc/_health", query(health::health))
+        .route("/xrpc/fm.plyr.actor.getProfile", query(actor::get_profile))
+        .route(
+            "/xrpc/fm.plyr.feed.getLatestTracks",
+            query(track::get_latest_tracks),
+        )
+        .route("/xrpc/fm.plyr.feed.getTrack", query(track::get_track))
+        .route("/xrpc/fm.plyr.feed.getTracks", query(track::get_tracks))
+        .route(
+            "/xrpc/fm.plyr.feed.getArtistTracks",
+            query(track::get_artist_tracks),
+        )
+        .route("/xrpc/fm.plyr.feed.getLikes", query(like::get_likes))
+        .route(
+            "/xrpc/fm.plyr.feed.getActorLikes",
+            query(like::get_actor_likes),
+        )
+        .route(
+            "/xrpc/fm.plyr.feed.getComments",
+            query(comment::get_comments),
+        )
+        .route("/xrpc/fm.plyr.feed.getList", query(list::get_list))
+        .route(
+            "/xrpc/fm.plyr.feed.getActorLists",
+            query(list::get_actor_lists),
+        )
+        .route("/xrpc/{*method}", any(not_implemented))
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                .layer(CorsLayer::permissive())
+                .layer(HandleErrorLayer::new(timed_out))
+                .timeout(REQUEST_TIMEOUT),
+        )
+        .with_state(state)
+}
+
+/// An XRPC query: GET (and HEAD); any other verb is an InvalidRequest, as in the reference
+/// xrpc-server, rather than a bare 405.
+fn query<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler).fallback(wrong_verb)
+}
+
+async fn wrong_verb(method: Method) -> XrpcError {
+    XrpcError::InvalidRequest(format!("incorrect HTTP method ({method}), expected GET"))
+}
+
+async fn not_implemented() -> XrpcError {
+    XrpcError::MethodNotImplemented
+}
+
+/// Turns the timeout layer's error into an XRPC error body.
+async fn timed_out(err: BoxError) -> XrpcError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        XrpcError::Timeout
+    } else {
+        XrpcError::Internal(err.to_string())
+    }
+}

@@ -1,0 +1,285 @@
+//! The lexicon views (fm.plyr.feed.defs, fm.plyr.actor.defs) and method outputs, built from
+//! query rows. Field names follow the lexicons (camelCase); absent optionals are left out.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::queries::actor::ProfileRow;
+use crate::queries::comment::CommentRow;
+use crate::queries::like::LikeRow;
+use crate::queries::list::{ListDetailRow, ListRow};
+use crate::queries::track::TrackRow;
+
+/// What an actor with no known handle is shown as (ATProto's sentinel).
+pub const INVALID_HANDLE: &str = "handle.invalid";
+
+/// ATProto's preferred datetime form: UTC, millisecond precision, `Z`.
+fn datetime(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn handle_or_invalid(handle: Option<String>) -> String {
+    handle.unwrap_or_else(|| INVALID_HANDLE.to_owned())
+}
+
+/// fm.plyr.actor.defs#profileViewBasic.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileViewBasic {
+    did: String,
+    handle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    avatar: Option<String>,
+}
+
+impl ProfileViewBasic {
+    fn new(did: String, handle: Option<String>, avatar: Option<String>) -> ProfileViewBasic {
+        ProfileViewBasic {
+            did,
+            handle: handle_or_invalid(handle),
+            avatar,
+        }
+    }
+}
+
+/// fm.plyr.actor.defs#profileViewDetailed, the output of fm.plyr.actor.getProfile.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileViewDetailed {
+    did: String,
+    handle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bio: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    avatar: Option<String>,
+    track_count: i32,
+    like_count: i32,
+    comment_count: i32,
+    album_count: i32,
+    playlist_count: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indexed_at: Option<String>,
+}
+
+impl From<ProfileRow> for ProfileViewDetailed {
+    fn from(row: ProfileRow) -> ProfileViewDetailed {
+        ProfileViewDetailed {
+            did: row.did,
+            handle: handle_or_invalid(row.handle),
+            bio: row.bio,
+            avatar: row.avatar,
+            track_count: row.track_count,
+            like_count: row.like_count,
+            comment_count: row.comment_count,
+            album_count: row.album_count,
+            playlist_count: row.playlist_count,
+            created_at: row.created_at.as_ref().map(datetime),
+            indexed_at: row.indexed_at.as_ref().map(datetime),
+        }
+    }
+}
+
+/// fm.plyr.feed.defs#trackView.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackView {
+    uri: String,
+    cid: String,
+    author: ProfileViewBasic,
+    record: serde_json::Value,
+    like_count: i32,
+    comment_count: i32,
+    indexed_at: String,
+}
+
+impl From<TrackRow> for TrackView {
+    fn from(row: TrackRow) -> TrackView {
+        TrackView {
+            uri: row.uri,
+            cid: row.cid,
+            author: ProfileViewBasic::new(row.did, row.handle, row.avatar),
+            record: row.record,
+            like_count: row.like_count,
+            comment_count: row.comment_count,
+            indexed_at: datetime(&row.indexed_at),
+        }
+    }
+}
+
+/// fm.plyr.feed.defs#likeView.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LikeView {
+    uri: String,
+    cid: String,
+    actor: ProfileViewBasic,
+    created_at: String,
+    indexed_at: String,
+}
+
+impl From<LikeRow> for LikeView {
+    fn from(row: LikeRow) -> LikeView {
+        LikeView {
+            uri: row.uri,
+            cid: row.cid,
+            actor: ProfileViewBasic::new(row.did, row.handle, row.avatar),
+            created_at: datetime(&row.created_at),
+            indexed_at: datetime(&row.indexed_at),
+        }
+    }
+}
+
+/// fm.plyr.feed.defs#commentView.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentView {
+    uri: String,
+    cid: String,
+    author: ProfileViewBasic,
+    record: serde_json::Value,
+    text: String,
+    timestamp_ms: i64,
+    created_at: String,
+    indexed_at: String,
+}
+
+impl From<CommentRow> for CommentView {
+    fn from(row: CommentRow) -> CommentView {
+        CommentView {
+            uri: row.uri,
+            cid: row.cid,
+            author: ProfileViewBasic::new(row.did, row.handle, row.avatar),
+            record: row.record,
+            text: row.body,
+            timestamp_ms: row.timestamp_ms,
+            created_at: datetime(&row.created_at),
+            indexed_at: datetime(&row.indexed_at),
+        }
+    }
+}
+
+/// fm.plyr.feed.defs#listView.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListView {
+    uri: String,
+    cid: String,
+    author: ProfileViewBasic,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list_type: Option<String>,
+    item_count: i32,
+    created_at: String,
+    indexed_at: String,
+}
+
+impl From<ListRow> for ListView {
+    fn from(row: ListRow) -> ListView {
+        ListView {
+            uri: row.uri,
+            cid: row.cid,
+            author: ProfileViewBasic::new(row.did, row.handle, row.avatar),
+            name: row.name,
+            list_type: row.list_type,
+            item_count: row.item_count,
+            created_at: datetime(&row.created_at),
+            indexed_at: datetime(&row.indexed_at),
+        }
+    }
+}
+
+/// fm.plyr.feed.defs#listViewDetailed: a list view plus its record and visible tracks.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListViewDetailed {
+    #[serde(flatten)]
+    list: ListView,
+    record: serde_json::Value,
+    items: Vec<TrackView>,
+}
+
+impl ListViewDetailed {
+    /// Joins a list with its visible tracks, already in record order.
+    pub fn new(row: ListDetailRow, items: Vec<TrackRow>) -> ListViewDetailed {
+        ListViewDetailed {
+            list: ListView::from(row.list),
+            record: row.record,
+            items: items.into_iter().map(TrackView::from).collect(),
+        }
+    }
+}
+
+/// Output of the methods answering a page of tracks.
+#[derive(Debug, Serialize)]
+pub struct TracksPage {
+    /// The page.
+    pub tracks: Vec<TrackView>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Output of fm.plyr.feed.getTrack.
+#[derive(Debug, Serialize)]
+pub struct TrackOutput {
+    /// The track.
+    pub track: TrackView,
+}
+
+/// Output of fm.plyr.feed.getTracks.
+#[derive(Debug, Serialize)]
+pub struct TracksOutput {
+    /// The visible tracks, in request order.
+    pub tracks: Vec<TrackView>,
+}
+
+/// Output of fm.plyr.feed.getLikes.
+#[derive(Debug, Serialize)]
+pub struct LikesPage {
+    /// The track asked about.
+    pub uri: String,
+    /// The page.
+    pub likes: Vec<LikeView>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Output of fm.plyr.feed.getComments.
+#[derive(Debug, Serialize)]
+pub struct CommentsPage {
+    /// The track asked about.
+    pub uri: String,
+    /// The page.
+    pub comments: Vec<CommentView>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Output of fm.plyr.feed.getList.
+#[derive(Debug, Serialize)]
+pub struct ListOutput {
+    /// The list with its tracks.
+    pub list: ListViewDetailed,
+}
+
+/// Output of fm.plyr.feed.getActorLists.
+#[derive(Debug, Serialize)]
+pub struct ListsPage {
+    /// The page.
+    pub lists: Vec<ListView>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Output of the health check.
+#[derive(Debug, Serialize)]
+pub struct HealthOutput {
+    /// This crate's version.
+    pub version: &'static str,
+}

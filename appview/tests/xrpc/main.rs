@@ -1,0 +1,22 @@
+//! The XRPC surface against real Postgres: each test seeds the view tables with plain SQL (the
+//! indexer's side of the schema contract), calls the router with `oneshot`, and checks status,
+//! body, and that the body validates against the method's lexicon output.
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres`.
+
+/// Seeding helpers and the request/assert helpers every module uses.
+mod support;
+
+/// getProfile: views, inactive and unknown actors.
+mod actor;
+/// getComments: playback order, pagination, hidden commenters.
+mod comment;
+/// Hidden actors: their content is absent from every method.
+mod hidden;
+/// getLikes and getActorLikes.
+mod like;
+/// getList and getActorLists.
+mod list;
+/// Protocol behaviour shared by all methods: limits, cursors, errors, health, CORS, serve.
+mod protocol;
+/// getLatestTracks, getTrack, getTracks, getArtistTracks.
+mod track;
