@@ -45,6 +45,8 @@ pub(crate) struct Classified {
 }
 
 /// What one event asks of the store.
+// Commits are nearly every event, so boxing the large variant would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Item {
     /// Write or delete one record.
@@ -721,7 +723,9 @@ mod tests {
     fn plans_segments_in_stream_order() {
         let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
         let at = |u: &str, r: u64| format!("{u}@{}", tid(r));
-        let cases: Vec<(Vec<Classified>, Vec<Vec<String>>, Option<i64>)> = vec![
+        // (items, expected shape, expected cursor)
+        type Case = (Vec<Classified>, Vec<Vec<String>>, Option<i64>);
+        let cases: Vec<Case> = vec![
             (vec![], vec![], None),
             // Highest rev per URI wins within a run, whatever the arrival order.
             (

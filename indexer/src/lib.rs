@@ -29,6 +29,8 @@ mod writer;
 
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use source::JetstreamConfig;
 pub use store::StoreError;

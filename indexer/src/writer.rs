@@ -237,3 +237,78 @@ fn usize_per_second(count: usize, elapsed: Duration) -> u64 {
     let millis = elapsed.as_millis().max(1);
     u64::try_from(u128::try_from(count).unwrap_or(u128::MAX) * 1000 / millis).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::decode;
+    use crate::testing::*;
+    use plyr_lexicons::Namespace;
+
+    #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+    async fn a_refused_event_is_counted_and_the_rest_commits(pool: PgPool) {
+        // A constraint that only this comment breaks, standing in for data Postgres refuses.
+        sqlx::query("alter table comment add constraint no_x check (body <> 'x')")
+            .execute(&pool)
+            .await
+            .expect("rename");
+        let ns = Namespace::new("fm.plyr").expect("namespace");
+        let track_uri = uri(ALICE, "track", &tid(100));
+        let events = [
+            track(5, ALICE, &tid(100), &tid(1), "T"),
+            write(
+                6,
+                BOB,
+                "fm.plyr.comment",
+                &tid(200),
+                &tid(2),
+                CID,
+                comment_record(&track_uri, "x"),
+            ),
+            like(7, BOB, &tid(201), &tid(3), &track_uri),
+            "not json".to_owned(),
+        ];
+        let plan = fold::plan(
+            events
+                .iter()
+                .map(|e| fold::classify(&ns, decode(e.as_bytes())))
+                .collect(),
+        );
+        let applied = commit(&pool, "jetstream", &plan, &CancellationToken::new())
+            .await
+            .expect("commit")
+            .expect("not shut down");
+        assert_eq!(applied.written, 2, "{applied:?}");
+        assert_eq!(applied.skips.get(STORE_REJECTED), Some(&1));
+        assert_eq!(applied.skips.get(fold::MALFORMED_EVENT), Some(&1));
+        let likes: i32 = sqlx::query_scalar("select like_count from track where uri = $1")
+            .bind(&track_uri)
+            .fetch_one(&pool)
+            .await
+            .expect("track");
+        assert_eq!(likes, 1);
+        let cursor = store::last_cursor(&pool, "jetstream")
+            .await
+            .expect("cursor");
+        assert_eq!(cursor, Some(7));
+        let detail: String = sqlx::query_scalar(
+            "select last_detail from indexer_skip where reason = 'store_rejected'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("skip row");
+        assert_eq!(detail, uri(BOB, "comment", &tid(200)));
+    }
+
+    #[test]
+    fn rates_are_computed_without_overflow() {
+        let cases = [
+            (0, Duration::ZERO, 0),
+            (1000, Duration::from_secs(2), 500),
+            (usize::MAX, Duration::from_millis(1), u64::MAX),
+        ];
+        for (count, elapsed, want) in cases {
+            assert_eq!(usize_per_second(count, elapsed), want);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! [`run`] against a scripted Jetstream inside the test: it indexes what the server sends, and
+//! when the server hangs up it reconnects with `cursor=` at the last committed cursor minus
+//! [`REWIND_US`], with and without zstd compression.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use plyr_lexicons::Namespace;
+use sqlx::PgPool;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_util::sync::CancellationToken;
+
+use crate::testing::*;
+use crate::{JetstreamConfig, REWIND_US, last_cursor, run};
+
+const SOURCE: &str = "jetstream";
+const T0: i64 = 1_732_000_000_000_000;
+/// Upper bound on any wait for the indexer; polls return as soon as the condition holds.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Polls `check` until it returns true, failing the test after [`WAIT`].
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn cursor_is(pool: &PgPool, want: i64) -> bool {
+    matches!(last_cursor(pool, SOURCE).await, Ok(Some(c)) if c >= want)
+}
+
+async fn track_title(pool: &PgPool, uri: &str) -> Option<String> {
+    sqlx::query_scalar("select title from track where uri = $1")
+        .bind(uri)
+        .fetch_optional(pool)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Accepts one connection, reporting the query string it asked for.
+// The handshake callback's signature (and its large error type) is tungstenite's.
+#[allow(clippy::result_large_err)]
+async fn accept(listener: &TcpListener) -> (WebSocketStream<TcpStream>, String) {
+    let (tcp, _) = listener.accept().await.expect("accept");
+    let mut query = String::new();
+    let ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: Response| {
+        query = req.uri().query().unwrap_or_default().to_owned();
+        Ok(resp)
+    })
+    .await
+    .expect("websocket handshake");
+    (ws, query)
+}
+
+async fn send(ws: &mut WebSocketStream<TcpStream>, event: &str, compress: bool) {
+    let message = if compress {
+        let mut compressor =
+            zstd::bulk::Compressor::with_dictionary(3, crate::source::ZSTD_DICTIONARY)
+                .expect("compressor");
+        Message::Binary(
+            compressor
+                .compress(event.as_bytes())
+                .expect("compress")
+                .into(),
+        )
+    } else {
+        Message::Text(event.to_owned().into())
+    };
+    ws.send(message).await.expect("send");
+}
+
+/// Serves two connections: the first sends three events, waits until they are committed and
+/// hangs up; the second sends two more and stays open until `done`.
+async fn scripted_jetstream(
+    listener: TcpListener,
+    pool: PgPool,
+    compress: bool,
+    queries: mpsc::Sender<String>,
+    done: CancellationToken,
+) {
+    let alice_track = uri(ALICE, "track", &tid(100));
+    let (mut ws, query) = accept(&listener).await;
+    queries.send(query).await.expect("report query");
+    for event in [
+        track(T0 + 1, ALICE, &tid(100), &tid(1), "First"),
+        like(T0 + 2, BOB, &tid(200), &tid(2), &alice_track),
+        identity(T0 + 3, ALICE, Some("Alice.Example.com")),
+    ] {
+        send(&mut ws, &event, compress).await;
+    }
+    wait_for("the first connection's events to commit", || {
+        cursor_is(&pool, T0 + 3)
+    })
+    .await;
+    ws.close(None).await.expect("close");
+    drop(ws);
+
+    let (mut ws, query) = accept(&listener).await;
+    queries.send(query).await.expect("report query");
+    for event in [
+        // A replay from the rewind window, then new events.
+        track(T0 + 1, ALICE, &tid(100), &tid(1), "First"),
+        track(T0 + 4, ALICE, &tid(100), &tid(3), "Second"),
+        "garbage".to_owned(),
+        track(T0 + 5, BOB, &tid(101), &tid(4), "Bob's"),
+    ] {
+        send(&mut ws, &event, compress).await;
+    }
+    done.cancelled().await;
+}
+
+async fn indexes_and_resumes(pool: PgPool, compress: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (queries_tx, mut queries) = mpsc::channel(4);
+    let done = CancellationToken::new();
+    let server = tokio::spawn(scripted_jetstream(
+        listener,
+        pool.clone(),
+        compress,
+        queries_tx,
+        done.clone(),
+    ));
+    let shutdown = CancellationToken::new();
+    let config = JetstreamConfig {
+        url: format!("ws://{addr}/subscribe").parse().expect("url"),
+        namespace: Namespace::new("fm.plyr").expect("namespace"),
+        compress,
+        cursor_source: SOURCE.into(),
+    };
+    let indexer = tokio::spawn(run(pool.clone(), config, shutdown.clone()));
+
+    let compress_param = if compress { "&compress=true" } else { "" };
+    let first = queries.recv().await.expect("first connection");
+    assert_eq!(
+        first,
+        format!("wantedCollections=fm.plyr.*{compress_param}")
+    );
+    let second = queries.recv().await.expect("second connection");
+    assert_eq!(
+        second,
+        format!(
+            "wantedCollections=fm.plyr.*&cursor={}{compress_param}",
+            T0 + 3 - REWIND_US
+        )
+    );
+
+    let bob_track = uri(BOB, "track", &tid(101));
+    wait_for("the second connection's events", || async {
+        track_title(&pool, &bob_track).await.is_some()
+    })
+    .await;
+    let alice_track = uri(ALICE, "track", &tid(100));
+    assert_eq!(
+        track_title(&pool, &alice_track).await.as_deref(),
+        Some("Second")
+    );
+    let (handle, likes): (Option<String>, i32) = sqlx::query_as(
+        "select a.handle, t.like_count from actor a join track t on t.did = a.did
+         where t.uri = $1",
+    )
+    .bind(&alice_track)
+    .fetch_one(&pool)
+    .await
+    .expect("alice");
+    assert_eq!(handle.as_deref(), Some("alice.example.com"));
+    assert_eq!(likes, 1);
+    assert_eq!(
+        last_cursor(&pool, SOURCE).await.expect("cursor"),
+        Some(T0 + 5)
+    );
+    let malformed: i64 =
+        sqlx::query_scalar("select count from indexer_skip where reason = 'malformed_event'")
+            .fetch_one(&pool)
+            .await
+            .expect("skips");
+    assert_eq!(malformed, 1);
+
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(WAIT, indexer)
+        .await
+        .expect("indexer stops on shutdown")
+        .expect("indexer task");
+    assert!(matches!(stopped, Ok(())), "{stopped:?}");
+    done.cancel();
+    server.await.expect("server task");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn indexes_and_resumes_after_a_disconnect(pool: PgPool) {
+    indexes_and_resumes(pool, false).await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn indexes_and_resumes_compressed(pool: PgPool) {
+    indexes_and_resumes(pool, true).await;
+}
