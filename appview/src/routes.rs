@@ -24,34 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// any other `/xrpc/*` path, with permissive CORS (any origin, no credentials: every method is
 /// a public read) and a request timeout.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/xrpc/_health", query(health::health))
-        .route("/xrpc/fm.plyr.actor.getProfile", query(actor::get_profile))
-        .route(
-            "/xrpc/fm.plyr.feed.getLatestTracks",
-            query(track::get_latest_tracks),
-        )
-        .route("/xrpc/fm.plyr.feed.getTrack", query(track::get_track))
-        .route("/xrpc/fm.plyr.feed.getTracks", query(track::get_tracks))
-        .route(
-            "/xrpc/fm.plyr.feed.getArtistTracks",
-            query(track::get_artist_tracks),
-        )
-        .route("/xrpc/fm.plyr.feed.getLikes", query(like::get_likes))
-        .route(
-            "/xrpc/fm.plyr.feed.getActorLikes",
-            query(like::get_actor_likes),
-        )
-        .route(
-            "/xrpc/fm.plyr.feed.getComments",
-            query(comment::get_comments),
-        )
-        .route("/xrpc/fm.plyr.feed.getList", query(list::get_list))
-        .route(
-            "/xrpc/fm.plyr.feed.getActorLists",
-            query(list::get_actor_lists),
-        )
-        .route("/xrpc/{*method}", any(not_implemented))
+    methods()
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
@@ -60,6 +33,24 @@ pub fn router(state: AppState) -> Router {
                 .timeout(REQUEST_TIMEOUT),
         )
         .with_state(state)
+}
+
+/// NSID -> handler, one per line.
+#[rustfmt::skip]
+fn methods() -> Router<AppState> {
+    Router::new()
+        .route("/xrpc/_health", query(health::health))
+        .route("/xrpc/fm.plyr.actor.getProfile", query(actor::get_profile))
+        .route("/xrpc/fm.plyr.feed.getLatestTracks", query(track::get_latest_tracks))
+        .route("/xrpc/fm.plyr.feed.getTrack", query(track::get_track))
+        .route("/xrpc/fm.plyr.feed.getTracks", query(track::get_tracks))
+        .route("/xrpc/fm.plyr.feed.getArtistTracks", query(track::get_artist_tracks))
+        .route("/xrpc/fm.plyr.feed.getLikes", query(like::get_likes))
+        .route("/xrpc/fm.plyr.feed.getActorLikes", query(like::get_actor_likes))
+        .route("/xrpc/fm.plyr.feed.getComments", query(comment::get_comments))
+        .route("/xrpc/fm.plyr.feed.getList", query(list::get_list))
+        .route("/xrpc/fm.plyr.feed.getActorLists", query(list::get_actor_lists))
+        .route("/xrpc/{*method}", any(not_implemented))
 }
 
 /// An XRPC query: GET (and HEAD); any other verb is an InvalidRequest, as in the reference
@@ -86,5 +77,18 @@ async fn timed_out(err: BoxError) -> XrpcError {
         XrpcError::Timeout
     } else {
         XrpcError::Internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn middleware_errors_become_xrpc_errors() {
+        let elapsed = timed_out(Box::new(tower::timeout::error::Elapsed::new())).await;
+        assert!(matches!(elapsed, XrpcError::Timeout), "{elapsed:?}");
+        let other = timed_out("boom".into()).await;
+        assert!(matches!(other, XrpcError::Internal(_)), "{other:?}");
     }
 }
