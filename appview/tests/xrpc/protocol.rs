@@ -203,3 +203,35 @@ async fn serve_answers_on_a_socket_and_stops_on_cancel(db: PgPool) {
     let result = server.await.expect("server task");
     assert!(matches!(result, Ok(())), "{result:?}");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn lexicon_check_is_not_vacuous(db: PgPool) {
+    support::actor(&db, ALICE, None).await;
+    support::track(&db, ALICE, "song", 1).await;
+    let body = ok(&db, "fm.plyr.feed.getLatestTracks", "").await;
+    let catalog = plyr_lexicons::Catalog::plyr();
+    // (JSON pointer, bad value, the validator's path for it)
+    let tampered = [
+        (
+            "/tracks/0/author/did",
+            json!("not-a-did"),
+            "tracks[0].author.did",
+        ),
+        ("/tracks/0/likeCount", json!("3"), "tracks[0].likeCount"),
+        (
+            "/tracks/0/indexedAt",
+            json!("yesterday"),
+            "tracks[0].indexedAt",
+        ),
+        ("/tracks/0/uri", json!("https://plyr.fm"), "tracks[0].uri"),
+    ];
+    for (pointer, value, path) in tampered {
+        let mut bad = body.clone();
+        *bad.pointer_mut(pointer).expect("field exists") = value;
+        let result = catalog.validate_output("fm.plyr.feed.getLatestTracks", &bad);
+        let Err(e) = result else {
+            panic!("{pointer} tampered yet valid");
+        };
+        assert!(e.path.ends_with(path), "{pointer}: error at {}", e.path);
+    }
+}
