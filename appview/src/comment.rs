@@ -37,11 +37,7 @@ pub async fn get_comments(
     )
     .await?;
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
-        PositionCursor {
-            key: row.timestamp_ms,
-            uri: row.uri.clone(),
-        }
-        .encode()
+        PositionCursor::after(row.timestamp_ms, &row.uri)
     });
     Ok(Json(CommentsPage {
         uri: subject.uri,

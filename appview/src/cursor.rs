@@ -50,12 +50,12 @@ pub struct TimeCursor {
 }
 
 impl TimeCursor {
-    /// The opaque string handed to clients.
-    pub fn encode(&self) -> String {
-        encode(self.at.timestamp_micros(), &self.uri)
+    /// The opaque cursor handed to clients after a row with this `sort_at` and URI.
+    pub fn after(at: DateTime<Utc>, uri: &str) -> String {
+        encode(at.timestamp_micros(), uri)
     }
 
-    /// Reads a cursor issued by [`TimeCursor::encode`].
+    /// Reads a cursor issued by [`TimeCursor::after`].
     pub fn decode(s: &str) -> Result<TimeCursor, CursorError> {
         let (micros, uri) = decode(s)?;
         let at = DateTime::from_timestamp_micros(micros).ok_or(CursorError::Range)?;
@@ -73,12 +73,12 @@ pub struct PositionCursor {
 }
 
 impl PositionCursor {
-    /// The opaque string handed to clients.
-    pub fn encode(&self) -> String {
-        encode(self.key, &self.uri)
+    /// The opaque cursor handed to clients after a row with this key and URI.
+    pub fn after(key: i64, uri: &str) -> String {
+        encode(key, uri)
     }
 
-    /// Reads a cursor issued by [`PositionCursor::encode`].
+    /// Reads a cursor issued by [`PositionCursor::after`].
     pub fn decode(s: &str) -> Result<PositionCursor, CursorError> {
         let (key, uri) = decode(s)?;
         Ok(PositionCursor { key, uri })
@@ -146,7 +146,7 @@ mod tests {
                 at,
                 uri: URI.to_owned(),
             };
-            assert_eq!(TimeCursor::decode(&cursor.encode()), Ok(cursor));
+            assert_eq!(TimeCursor::decode(&TimeCursor::after(at, URI)), Ok(cursor));
         }
     }
 
@@ -156,7 +156,10 @@ mod tests {
             key: 12_345,
             uri: "at://did:web:a::b/fm.plyr.comment/3jzfcijpj2z2a".to_owned(),
         };
-        assert_eq!(PositionCursor::decode(&cursor.encode()), Ok(cursor));
+        assert_eq!(
+            PositionCursor::decode(&PositionCursor::after(cursor.key, &cursor.uri)),
+            Ok(cursor)
+        );
     }
 
     #[test]

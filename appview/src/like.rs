@@ -46,11 +46,7 @@ pub async fn get_likes(
     )
     .await?;
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
-        TimeCursor {
-            at: row.sort_at,
-            uri: row.uri.clone(),
-        }
-        .encode()
+        TimeCursor::after(row.sort_at, &row.uri)
     });
     Ok(Json(LikesPage {
         uri: subject.uri,
@@ -71,11 +67,7 @@ pub async fn get_actor_likes(
     let rows = queries::like::liked_tracks(&db, &did, after.as_ref(), limit.fetch()).await?;
     // The cursor follows the likes' order, not the tracks'.
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
-        TimeCursor {
-            at: row.like_sort_at,
-            uri: row.like_uri.clone(),
-        }
-        .encode()
+        TimeCursor::after(row.like_sort_at, &row.like_uri)
     });
     Ok(Json(TracksPage {
         tracks: rows

@@ -73,11 +73,7 @@ pub async fn get_actor_lists(
     )
     .await?;
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
-        TimeCursor {
-            at: row.sort_at,
-            uri: row.uri.clone(),
-        }
-        .encode()
+        TimeCursor::after(row.sort_at, &row.uri)
     });
     Ok(Json(ListsPage {
         lists: rows.into_iter().map(ListView::from).collect(),

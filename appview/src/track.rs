@@ -124,11 +124,7 @@ pub async fn get_artist_tracks(
 /// A page of tracks ordered by (sort_at, uri), with the cursor after its last row.
 fn tracks_page(rows: Vec<TrackRow>, limit: Limit) -> TracksPage {
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
-        TimeCursor {
-            at: row.sort_at,
-            uri: row.uri.clone(),
-        }
-        .encode()
+        TimeCursor::after(row.sort_at, &row.uri)
     });
     TracksPage {
         tracks: rows.into_iter().map(TrackView::from).collect(),
