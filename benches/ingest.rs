@@ -43,26 +43,63 @@ fn mix(total: usize) -> Mix {
         if slot == 0 || track_uris.is_empty() {
             let artist = did(u32::try_from(tracks).unwrap_or(0) % artists);
             let rkey = format!("3kt{tracks:010}");
-            let record = track_record("fm.plyr", &format!("track {tracks}"), "2026-01-01T00:00:00Z");
-            frames.push(create(time, &artist, "fm.plyr.track", &rkey, &rev(seq), record));
+            let record = track_record(
+                "fm.plyr",
+                &format!("track {tracks}"),
+                "2026-01-01T00:00:00Z",
+            );
+            frames.push(create(
+                time,
+                &artist,
+                "fm.plyr.track",
+                &rkey,
+                &rev(seq),
+                record,
+            ));
             track_uris.push(uri(&artist, "fm.plyr.track", &rkey));
             tracks += 1;
         } else if slot <= 7 {
             let fan = did(100_000 + u32::try_from(i).unwrap_or(0) % fans);
             let subject = &track_uris[(i * 7919) % track_uris.len()];
             let record = like_record("fm.plyr", subject);
-            frames.push(create(time, &fan, "fm.plyr.like", &format!("3kl{i:010}"), &rev(seq), record));
+            frames.push(create(
+                time,
+                &fan,
+                "fm.plyr.like",
+                &format!("3kl{i:010}"),
+                &rev(seq),
+                record,
+            ));
             likes += 1;
         } else if slot == 8 {
             let fan = did(100_000 + u32::try_from(i).unwrap_or(0) % fans);
             let subject = &track_uris[(i * 104_729) % track_uris.len()];
-            let record = comment_record("fm.plyr", subject, "nice drop", i64::try_from(i % 300_000).unwrap_or(0));
-            frames.push(create(time, &fan, "fm.plyr.comment", &format!("3kc{i:010}"), &rev(seq), record));
+            let record = comment_record(
+                "fm.plyr",
+                subject,
+                "nice drop",
+                i64::try_from(i % 300_000).unwrap_or(0),
+            );
+            frames.push(create(
+                time,
+                &fan,
+                "fm.plyr.comment",
+                &format!("3kc{i:010}"),
+                &rev(seq),
+                record,
+            ));
             comments += 1;
         } else {
             let artist = did(u32::try_from(i).unwrap_or(0) % artists);
             let record = track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z");
-            frames.push(create(time, &artist, "fm.plyr.stg.track", &format!("3ks{i:010}"), &rev(seq), record));
+            frames.push(create(
+                time,
+                &artist,
+                "fm.plyr.stg.track",
+                &format!("3ks{i:010}"),
+                &rev(seq),
+                record,
+            ));
             noise += 1;
         }
     }
@@ -113,8 +150,12 @@ async fn cursor(pool: &PgPool) -> Result<Option<i64>> {
 /// The ceiling: one `insert ... select from unnest(...) on conflict do update` of `rows` tracks.
 async fn bulk_upsert_ceiling(pool: &PgPool, rows: usize) -> Result<f64> {
     sqlx::query("truncate track").execute(pool).await?;
-    let uris: Vec<String> = (0..rows).map(|i| format!("at://did:plc:ceiling{}/fm.plyr.track/3kt{i:010}", i % 2000)).collect();
-    let dids: Vec<String> = (0..rows).map(|i| format!("did:plc:ceiling{}", i % 2000)).collect();
+    let uris: Vec<String> = (0..rows)
+        .map(|i| format!("at://did:plc:ceiling{}/fm.plyr.track/3kt{i:010}", i % 2000))
+        .collect();
+    let dids: Vec<String> = (0..rows)
+        .map(|i| format!("did:plc:ceiling{}", i % 2000))
+        .collect();
     let rkeys: Vec<String> = (0..rows).map(|i| format!("3kt{i:010}")).collect();
     let cids: Vec<String> = (0..rows).map(|i| cid(i as u64)).collect();
     let revs: Vec<String> = (0..rows).map(|i| rev(i as u64)).collect();
@@ -149,12 +190,20 @@ async fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     let generated = Instant::now();
     let mix = mix(total);
     println!(
         "events: {total} ({} tracks, {} likes, {} comments, {} foreign-namespace), generated in {:.1}s",
-        mix.tracks, mix.likes, mix.comments, mix.noise,
+        mix.tracks,
+        mix.likes,
+        mix.comments,
+        mix.noise,
         generated.elapsed().as_secs_f64()
     );
     let last = mix.frames.last().context("no frames")?.time_us;
@@ -187,9 +236,15 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let indexed: i64 = sqlx::query_scalar("select count(*) from track").fetch_one(&pool).await?;
-    let likes: i64 = sqlx::query_scalar("select count(*) from track_like").fetch_one(&pool).await?;
-    if usize::try_from(indexed).ok() != Some(mix.tracks) || usize::try_from(likes).ok() != Some(mix.likes) {
+    let indexed: i64 = sqlx::query_scalar("select count(*) from track")
+        .fetch_one(&pool)
+        .await?;
+    let likes: i64 = sqlx::query_scalar("select count(*) from track_like")
+        .fetch_one(&pool)
+        .await?;
+    if usize::try_from(indexed).ok() != Some(mix.tracks)
+        || usize::try_from(likes).ok() != Some(mix.likes)
+    {
         bail!("view incomplete: {indexed} tracks, {likes} likes");
     }
     println!(
@@ -206,10 +261,19 @@ async fn main() -> Result<()> {
         let fresh_uri = uri(&did(1), "fm.plyr.track", &rkey);
         let time = last + 1 + i64::try_from(n).unwrap_or(0);
         let appended = Instant::now();
-        jetstream.append(vec![create(time, &did(1), "fm.plyr.track", &rkey, &rev(10_000_000 + n), track_record("fm.plyr", "fresh", "2026-01-01T00:00:00Z"))]);
+        jetstream.append(vec![create(
+            time,
+            &did(1),
+            "fm.plyr.track",
+            &rkey,
+            &rev(10_000_000 + n),
+            track_record("fm.plyr", "fresh", "2026-01-01T00:00:00Z"),
+        )]);
         loop {
             let status = http
-                .get(format!("http://127.0.0.1:{port}/xrpc/fm.plyr.feed.getTrack"))
+                .get(format!(
+                    "http://127.0.0.1:{port}/xrpc/fm.plyr.feed.getTrack"
+                ))
                 .query(&[("uri", &fresh_uri)])
                 .send()
                 .await
@@ -239,7 +303,10 @@ async fn main() -> Result<()> {
     let secs = bulk_upsert_ceiling(&pool, rows).await?;
     let ceiling = rows as f64 / secs;
     println!("ceiling: one bulk upsert of {rows} track rows in {secs:.2}s = {ceiling:.0} rows/s");
-    println!("ratio: ingest is {:.2}x the ceiling", (total as f64 / elapsed) / ceiling);
+    println!(
+        "ratio: ingest is {:.2}x the ceiling",
+        (total as f64 / elapsed) / ceiling
+    );
     pool.close().await;
     Postgres::drop_database(&db_url).await?;
     Ok(())

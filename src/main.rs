@@ -261,12 +261,15 @@ async fn supervise(mut tasks: JoinSet<Result<()>>, shutdown: CancellationToken) 
     while let Some(joined) = tasks.join_next().await {
         let unexpected = !shutdown.is_cancelled();
         shutdown.cancel();
-        let result = joined.context("a task panicked").and_then(|r| r).and_then(|()| {
-            if unexpected {
-                anyhow::bail!("a part stopped before shutdown was requested")
-            }
-            Ok(())
-        });
+        let result = joined
+            .context("a task panicked")
+            .and_then(|r| r)
+            .and_then(|()| {
+                if unexpected {
+                    anyhow::bail!("a part stopped before shutdown was requested")
+                }
+                Ok(())
+            });
         if let Err(err) = result {
             error!(error = format!("{err:#}"), "part stopped with an error");
             if outcome.is_ok() {

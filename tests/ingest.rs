@@ -30,10 +30,31 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
     let alice = did(1);
     let t = uri(&alice, TRACK, "3kaaaaaaaaaa2");
     let frames = vec![
-        create(T0 + 1, &alice, TRACK, "3kaaaaaaaaaa2", &rev(10), track_record(NS, "first", "2026-01-01T00:00:00Z")),
-        update(T0 + 2, &alice, TRACK, "3kaaaaaaaaaa2", &rev(20), track_record(NS, "second", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 1,
+            &alice,
+            TRACK,
+            "3kaaaaaaaaaa2",
+            &rev(10),
+            track_record(NS, "first", "2026-01-01T00:00:00Z"),
+        ),
+        update(
+            T0 + 2,
+            &alice,
+            TRACK,
+            "3kaaaaaaaaaa2",
+            &rev(20),
+            track_record(NS, "second", "2026-01-01T00:00:00Z"),
+        ),
         // A stale update (older rev) arriving late must not win.
-        update(T0 + 3, &alice, TRACK, "3kaaaaaaaaaa2", &rev(15), track_record(NS, "stale", "2026-01-01T00:00:00Z")),
+        update(
+            T0 + 3,
+            &alice,
+            TRACK,
+            "3kaaaaaaaaaa2",
+            &rev(15),
+            track_record(NS, "stale", "2026-01-01T00:00:00Z"),
+        ),
     ];
     let h = Harness::start(pool, NS, frames).await;
     h.wait_for_cursor(T0 + 3).await;
@@ -49,8 +70,22 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
     // Delete, then a replay of the original create: the tombstone keeps it deleted.
     h.jetstream.append(vec![
         delete(T0 + 4, &alice, TRACK, "3kaaaaaaaaaa2", &rev(30)),
-        create(T0 + 5, &alice, TRACK, "3kaaaaaaaaaa2", &rev(10), track_record(NS, "first", "2026-01-01T00:00:00Z")),
-        update(T0 + 6, &alice, TRACK, "3kaaaaaaaaaa2", &rev(25), track_record(NS, "older than delete", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 5,
+            &alice,
+            TRACK,
+            "3kaaaaaaaaaa2",
+            &rev(10),
+            track_record(NS, "first", "2026-01-01T00:00:00Z"),
+        ),
+        update(
+            T0 + 6,
+            &alice,
+            TRACK,
+            "3kaaaaaaaaaa2",
+            &rev(25),
+            track_record(NS, "older than delete", "2026-01-01T00:00:00Z"),
+        ),
     ]);
     h.wait_for_cursor(T0 + 6).await;
     let (status, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
@@ -60,7 +95,14 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
     assert!(titles(&latest).is_empty(), "{latest}");
 
     // A genuinely newer create after the delete brings it back.
-    h.jetstream.append(vec![create(T0 + 7, &alice, TRACK, "3kaaaaaaaaaa2", &rev(40), track_record(NS, "reborn", "2026-01-01T00:00:00Z"))]);
+    h.jetstream.append(vec![create(
+        T0 + 7,
+        &alice,
+        TRACK,
+        "3kaaaaaaaaaa2",
+        &rev(40),
+        track_record(NS, "reborn", "2026-01-01T00:00:00Z"),
+    )]);
     h.wait_for_cursor(T0 + 7).await;
     let (status, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(status, 200, "{body}");
@@ -74,13 +116,55 @@ async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
     let t = uri(&artist, TRACK, "3kbbbbbbbbbb2");
     let frames = vec![
         // Likes and comments arrive before the track they point at.
-        create(T0 + 1, &fan, LIKE, "3klike0000012", &rev(1), like_record(NS, &t)),
+        create(
+            T0 + 1,
+            &fan,
+            LIKE,
+            "3klike0000012",
+            &rev(1),
+            like_record(NS, &t),
+        ),
         // The same actor liking the same track twice counts once.
-        create(T0 + 2, &fan, LIKE, "3klike0000022", &rev(2), like_record(NS, &t)),
-        create(T0 + 3, &other, LIKE, "3klike0000032", &rev(1), like_record(NS, &t)),
-        create(T0 + 4, &fan, COMMENT, "3kcomm0000012", &rev(3), comment_record(NS, &t, "late drop", 90_000)),
-        create(T0 + 5, &other, COMMENT, "3kcomm0000022", &rev(2), comment_record(NS, &t, "intro", 1_000)),
-        create(T0 + 6, &artist, TRACK, "3kbbbbbbbbbb2", &rev(1), track_record(NS, "song", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 2,
+            &fan,
+            LIKE,
+            "3klike0000022",
+            &rev(2),
+            like_record(NS, &t),
+        ),
+        create(
+            T0 + 3,
+            &other,
+            LIKE,
+            "3klike0000032",
+            &rev(1),
+            like_record(NS, &t),
+        ),
+        create(
+            T0 + 4,
+            &fan,
+            COMMENT,
+            "3kcomm0000012",
+            &rev(3),
+            comment_record(NS, &t, "late drop", 90_000),
+        ),
+        create(
+            T0 + 5,
+            &other,
+            COMMENT,
+            "3kcomm0000022",
+            &rev(2),
+            comment_record(NS, &t, "intro", 1_000),
+        ),
+        create(
+            T0 + 6,
+            &artist,
+            TRACK,
+            "3kbbbbbbbbbb2",
+            &rev(1),
+            track_record(NS, "song", "2026-01-01T00:00:00Z"),
+        ),
     ];
     let h = Harness::start(pool, NS, frames).await;
     h.wait_for_cursor(T0 + 6).await;
@@ -99,15 +183,36 @@ async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
         .collect();
     assert_eq!(order, ["intro", "late drop"], "{comments}");
 
-    let (_, fan_likes) = h.xrpc("fm.plyr.feed.getActorLikes", &[("actor", &fan)]).await;
-    assert_eq!(titles(&fan_likes).first().map(String::as_str), Some("song"), "{fan_likes}");
+    let (_, fan_likes) = h
+        .xrpc("fm.plyr.feed.getActorLikes", &[("actor", &fan)])
+        .await;
+    assert_eq!(
+        titles(&fan_likes),
+        ["song"],
+        "a track liked twice is listed once: {fan_likes}"
+    );
+    let (_, likes) = h.xrpc("fm.plyr.feed.getLikes", &[("uri", &t)]).await;
+    let mut likers: Vec<&str> = likes["likes"]
+        .as_array()
+        .expect("likes")
+        .iter()
+        .map(|l| l["actor"]["did"].as_str().unwrap_or_default())
+        .collect();
+    likers.sort_unstable();
+    assert_eq!(
+        likers,
+        [fan.as_str(), other.as_str()],
+        "each liker once: {likes}"
+    );
 
     // Deleting one of the fan's two likes keeps the count; deleting both drops it.
-    h.jetstream.append(vec![delete(T0 + 7, &fan, LIKE, "3klike0000012", &rev(4))]);
+    h.jetstream
+        .append(vec![delete(T0 + 7, &fan, LIKE, "3klike0000012", &rev(4))]);
     h.wait_for_cursor(T0 + 7).await;
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 2, "{body}");
-    h.jetstream.append(vec![delete(T0 + 8, &fan, LIKE, "3klike0000022", &rev(5))]);
+    h.jetstream
+        .append(vec![delete(T0 + 8, &fan, LIKE, "3klike0000022", &rev(5))]);
     h.wait_for_cursor(T0 + 8).await;
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 1, "{body}");
@@ -137,19 +242,50 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
     let unknown_kind = crate::support::jetstream::Frame {
         time_us: T0 + 6,
         collection: None,
-        text: format!(r#"{{"did":"{alice}","time_us":{},"kind":"mystery"}}"#, T0 + 6),
+        text: format!(
+            r#"{{"did":"{alice}","time_us":{},"kind":"mystery"}}"#,
+            T0 + 6
+        ),
     };
     let frames = vec![
-        create(T0 + 1, &alice, TRACK, "3kbad00000012", &rev(1), missing_title),
+        create(
+            T0 + 1,
+            &alice,
+            TRACK,
+            "3kbad00000012",
+            &rev(1),
+            missing_title,
+        ),
         create(T0 + 2, &alice, TRACK, "3kbad00000022", &rev(2), wrong_type),
         create(T0 + 3, &alice, TRACK, "3kbad00000032", &rev(3), no_audio),
         garbage(T0 + 4),
         // Another namespace shares the wire prefix: it belongs to fm.plyr.stg, not us.
-        create(T0 + 5, &alice, "fm.plyr.stg.track", "3kstg00000012", &rev(4), track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 5,
+            &alice,
+            "fm.plyr.stg.track",
+            "3kstg00000012",
+            &rev(4),
+            track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z"),
+        ),
         unknown_kind,
-        create(T0 + 7, &alice, TRACK, "3kgood0000012", &rev(5), track_record(NS, "good", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 7,
+            &alice,
+            TRACK,
+            "3kgood0000012",
+            &rev(5),
+            track_record(NS, "good", "2026-01-01T00:00:00Z"),
+        ),
         // A like pointing at something that is not a track is invalid.
-        create(T0 + 8, &alice, LIKE, "3klike0000012", &rev(6), like_record(NS, "at://did:plc:x/app.bsky.feed.post/3kaaaaaaaaaa2")),
+        create(
+            T0 + 8,
+            &alice,
+            LIKE,
+            "3klike0000012",
+            &rev(6),
+            like_record(NS, "at://did:plc:x/app.bsky.feed.post/3kaaaaaaaaaa2"),
+        ),
     ];
     let h = Harness::start(pool, NS, frames).await;
     h.wait_for_cursor(T0 + 8).await;
@@ -158,7 +294,11 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
     assert_eq!(titles(&latest), ["good"], "{latest}");
     assert!(h.skips("lexicon").await >= 1);
     assert_eq!(h.skips("type_mismatch").await, 1);
-    assert_eq!(h.skips("app_rule").await, 2, "no audio + like of a non-track");
+    assert_eq!(
+        h.skips("app_rule").await,
+        2,
+        "no audio + like of a non-track"
+    );
     assert_eq!(h.skips("malformed_event").await, 1);
     assert_eq!(h.skips("foreign_collection").await, 1);
     assert_eq!(h.skips("unknown_kind").await, 1);
@@ -171,16 +311,49 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     let t = uri(&artist, TRACK, "3ktrack000012");
     let fan_track = uri(&fan, TRACK, "3ktrack000022");
     let frames = vec![
-        create(T0 + 1, &artist, TRACK, "3ktrack000012", &rev(1), track_record(NS, "artist song", "2026-01-01T00:00:00Z")),
-        create(T0 + 2, &artist, PROFILE, "self", &rev(2), profile_record(NS, "we make noise")),
-        create(T0 + 3, &fan, TRACK, "3ktrack000022", &rev(1), track_record(NS, "fan song", "2026-01-01T00:00:00Z")),
-        create(T0 + 4, &fan, LIKE, "3klike0000012", &rev(2), like_record(NS, &t)),
+        create(
+            T0 + 1,
+            &artist,
+            TRACK,
+            "3ktrack000012",
+            &rev(1),
+            track_record(NS, "artist song", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 2,
+            &artist,
+            PROFILE,
+            "self",
+            &rev(2),
+            profile_record(NS, "we make noise"),
+        ),
+        create(
+            T0 + 3,
+            &fan,
+            TRACK,
+            "3ktrack000022",
+            &rev(1),
+            track_record(NS, "fan song", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 4,
+            &fan,
+            LIKE,
+            "3klike0000012",
+            &rev(2),
+            like_record(NS, &t),
+        ),
         identity(T0 + 5, &artist, Some("Artist.Example.COM")),
     ];
     let h = Harness::start(pool, NS, frames).await;
     h.wait_for_cursor(T0 + 5).await;
 
-    let (status, profile) = h.xrpc("fm.plyr.actor.getProfile", &[("actor", "artist.example.com")]).await;
+    let (status, profile) = h
+        .xrpc(
+            "fm.plyr.actor.getProfile",
+            &[("actor", "artist.example.com")],
+        )
+        .await;
     assert_eq!(status, 200, "{profile}");
     assert_eq!(profile["did"], artist.as_str());
     assert_eq!(profile["handle"], "artist.example.com");
@@ -191,38 +364,63 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     assert_eq!(body["track"]["likeCount"], 1);
 
     // The fan deactivates: their track disappears and their like stops counting.
-    h.jetstream.append(vec![account(T0 + 6, &fan, false, Some("deactivated"))]);
+    h.jetstream
+        .append(vec![account(T0 + 6, &fan, false, Some("deactivated"))]);
     h.wait_for_cursor(T0 + 6).await;
-    let (status, _) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)]).await;
+    let (status, _) = h
+        .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
+        .await;
     assert_eq!(status, 404);
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 0, "{body}");
     let (status, body) = h.xrpc("fm.plyr.actor.getProfile", &[("actor", &fan)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("AccountDeactivated")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("AccountDeactivated")),
+        "{body}"
+    );
 
     // Reactivation brings everything back.
     h.jetstream.append(vec![account(T0 + 7, &fan, true, None)]);
     h.wait_for_cursor(T0 + 7).await;
-    let (status, _) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)]).await;
+    let (status, _) = h
+        .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
+        .await;
     assert_eq!(status, 200);
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 1, "{body}");
 
     // A taken-down artist is hidden and named as such.
-    h.jetstream.append(vec![account(T0 + 8, &artist, false, Some("takendown"))]);
+    h.jetstream
+        .append(vec![account(T0 + 8, &artist, false, Some("takendown"))]);
     h.wait_for_cursor(T0 + 8).await;
-    let (status, body) = h.xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("AccountTakedown")), "{body}");
+    let (status, body) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("AccountTakedown")),
+        "{body}"
+    );
     let (_, latest) = h.xrpc("fm.plyr.feed.getLatestTracks", &[]).await;
     assert_eq!(titles(&latest), ["fan song"], "{latest}");
 
     // Deletion purges the fan; a replay of their old create stays purged.
     h.jetstream.append(vec![
         account(T0 + 9, &fan, false, Some("deleted")),
-        create(T0 + 10, &fan, TRACK, "3ktrack000022", &rev(1), track_record(NS, "fan song", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 10,
+            &fan,
+            TRACK,
+            "3ktrack000022",
+            &rev(1),
+            track_record(NS, "fan song", "2026-01-01T00:00:00Z"),
+        ),
     ]);
     h.wait_for_cursor(T0 + 10).await;
-    let (status, _) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)]).await;
+    let (status, _) = h
+        .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
+        .await;
     assert_eq!(status, 404);
     let remaining: i64 = sqlx::query_scalar("select count(*) from track where did = $1")
         .bind(&fan)
@@ -241,9 +439,30 @@ async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
     let missing = uri(&artist, TRACK, "3ktrackzzzzz2");
     let album = uri(&artist, LIST, "3klist0000012");
     let frames = vec![
-        create(T0 + 1, &artist, TRACK, "3ktrackaaaaa2", &rev(1), track_record(NS, "a", "2026-01-01T00:00:00Z")),
-        create(T0 + 2, &artist, TRACK, "3ktrackbbbbb2", &rev(2), track_record(NS, "b", "2026-01-01T00:00:00Z")),
-        create(T0 + 3, &artist, LIST, "3klist0000012", &rev(3), list_record(NS, "The Album", "album", &[b.clone(), missing, a.clone()])),
+        create(
+            T0 + 1,
+            &artist,
+            TRACK,
+            "3ktrackaaaaa2",
+            &rev(1),
+            track_record(NS, "a", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 2,
+            &artist,
+            TRACK,
+            "3ktrackbbbbb2",
+            &rev(2),
+            track_record(NS, "b", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 3,
+            &artist,
+            LIST,
+            "3klist0000012",
+            &rev(3),
+            list_record(NS, "The Album", "album", &[b.clone(), missing, a.clone()]),
+        ),
     ];
     let h = Harness::start(pool, NS, frames).await;
     h.wait_for_cursor(T0 + 3).await;
@@ -260,7 +479,14 @@ async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
     assert_eq!(items, ["b", "a"], "{body}");
 
     // Reordering is an update of the list record.
-    h.jetstream.append(vec![update(T0 + 4, &artist, LIST, "3klist0000012", &rev(4), list_record(NS, "The Album", "album", &[a, b]))]);
+    h.jetstream.append(vec![update(
+        T0 + 4,
+        &artist,
+        LIST,
+        "3klist0000012",
+        &rev(4),
+        list_record(NS, "The Album", "album", &[a, b]),
+    )]);
     h.wait_for_cursor(T0 + 4).await;
     let (_, body) = h.xrpc("fm.plyr.feed.getList", &[("uri", &album)]).await;
     let items: Vec<&str> = body["list"]["items"]
@@ -270,9 +496,16 @@ async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
         .map(|t| t["record"]["title"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(items, ["a", "b"], "{body}");
-    let (_, lists) = h.xrpc("fm.plyr.feed.getActorLists", &[("actor", &artist), ("listType", "album")]).await;
+    let (_, lists) = h
+        .xrpc(
+            "fm.plyr.feed.getActorLists",
+            &[("actor", &artist), ("listType", "album")],
+        )
+        .await;
     assert_eq!(lists["lists"].as_array().map(Vec::len), Some(1), "{lists}");
-    let (_, profile) = h.xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)]).await;
+    let (_, profile) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
+        .await;
     assert_eq!(profile["albumCount"], 1, "{profile}");
     h.stop().await;
 }
@@ -283,7 +516,14 @@ async fn disconnects_mid_stream_resume_from_the_cursor(pool: PgPool) {
     let frames: Vec<_> = (0..30)
         .map(|i| {
             let rkey = format!("3kdisc{i:06}2");
-            create(T0 + 1 + i, &artist, TRACK, &rkey, &rev(i as u64 + 1), track_record(NS, &format!("t{i}"), "2026-01-01T00:00:00Z"))
+            create(
+                T0 + 1 + i,
+                &artist,
+                TRACK,
+                &rkey,
+                &rev(i as u64 + 1),
+                track_record(NS, &format!("t{i}"), "2026-01-01T00:00:00Z"),
+            )
         })
         .collect();
     let jetstream = ScriptedJetstream::start(frames).await;
@@ -298,12 +538,26 @@ async fn disconnects_mid_stream_resume_from_the_cursor(pool: PgPool) {
     assert_eq!(count, 30);
     let requests = h.jetstream.requests();
     assert!(requests.len() >= 3, "{requests:?}");
-    assert!(requests[0].contains("wantedCollections=fm.plyr.*") || requests[0].contains("wantedCollections=fm.plyr.%2A"), "{}", requests[0]);
-    assert!(!requests[0].contains("cursor="), "a fresh start has no cursor: {}", requests[0]);
+    assert!(
+        requests[0].contains("wantedCollections=fm.plyr.*")
+            || requests[0].contains("wantedCollections=fm.plyr.%2A"),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        !requests[0].contains("cursor="),
+        "a fresh start has no cursor: {}",
+        requests[0]
+    );
     for reconnect in &requests[1..] {
-        assert!(reconnect.contains("cursor="), "reconnects resume: {reconnect}");
+        assert!(
+            reconnect.contains("cursor="),
+            "reconnects resume: {reconnect}"
+        );
     }
-    let (_, profile) = h.xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)]).await;
+    let (_, profile) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
+        .await;
     assert_eq!(profile["trackCount"], 30, "{profile}");
     h.stop().await;
 }
@@ -312,9 +566,30 @@ async fn disconnects_mid_stream_resume_from_the_cursor(pool: PgPool) {
 async fn staging_namespace_indexes_only_its_own_collections(pool: PgPool) {
     let alice = did(1);
     let frames = vec![
-        create(T0 + 1, &alice, "fm.plyr.track", "3kprod0000012", &rev(1), track_record("fm.plyr", "prod", "2026-01-01T00:00:00Z")),
-        create(T0 + 2, &alice, "fm.plyr.stg.track", "3kstg00000012", &rev(2), track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z")),
-        create(T0 + 3, &alice, "fm.plyr.dev.track", "3kdev00000012", &rev(3), track_record("fm.plyr.dev", "dev", "2026-01-01T00:00:00Z")),
+        create(
+            T0 + 1,
+            &alice,
+            "fm.plyr.track",
+            "3kprod0000012",
+            &rev(1),
+            track_record("fm.plyr", "prod", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 2,
+            &alice,
+            "fm.plyr.stg.track",
+            "3kstg00000012",
+            &rev(2),
+            track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 3,
+            &alice,
+            "fm.plyr.dev.track",
+            "3kdev00000012",
+            &rev(3),
+            track_record("fm.plyr.dev", "dev", "2026-01-01T00:00:00Z"),
+        ),
     ];
     let h = Harness::start(pool, "fm.plyr.stg", frames).await;
     h.wait_for_cursor(T0 + 2).await;

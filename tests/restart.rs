@@ -40,7 +40,14 @@ fn script() -> Script {
         for t in 0..TRACKS_PER_ARTIST {
             let rkey = format!("3ktrack{a:03}{t:02}2");
             let record = track_record("fm.plyr", &format!("v1 {a}/{t}"), "2026-01-01T00:00:00Z");
-            frames.push(create(next_time(), &artist, "fm.plyr.track", &rkey, &rev(u64::from(t) * 2 + 1), record));
+            frames.push(create(
+                next_time(),
+                &artist,
+                "fm.plyr.track",
+                &rkey,
+                &rev(u64::from(t) * 2 + 1),
+                record,
+            ));
             tracks.push((artist.clone(), rkey, t));
         }
     }
@@ -57,12 +64,26 @@ fn script() -> Script {
             let subject = uri(artist, "fm.plyr.track", rkey);
             n += 1;
             like_records += 1;
-            frames.push(create(next_time(), &fan, "fm.plyr.like", &format!("3klike{f:03}{i:04}2"), &rev(n), like_record("fm.plyr", &subject)));
+            frames.push(create(
+                next_time(),
+                &fan,
+                "fm.plyr.like",
+                &format!("3klike{f:03}{i:04}2"),
+                &rev(n),
+                like_record("fm.plyr", &subject),
+            ));
             if n == 1 {
                 // A duplicate like of the same track by the same fan: still one like.
                 n += 1;
                 like_records += 1;
-                frames.push(create(next_time(), &fan, "fm.plyr.like", &format!("3kdupe{f:03}{i:04}2"), &rev(n), like_record("fm.plyr", &subject)));
+                frames.push(create(
+                    next_time(),
+                    &fan,
+                    "fm.plyr.like",
+                    &format!("3kdupe{f:03}{i:04}2"),
+                    &rev(n),
+                    like_record("fm.plyr", &subject),
+                ));
             }
             *likes.entry(subject).or_default() += 1;
         }
@@ -71,11 +92,24 @@ fn script() -> Script {
     for (artist, rkey, t) in &tracks {
         let subject = uri(artist, "fm.plyr.track", rkey);
         if t % 5 == 4 {
-            frames.push(delete(next_time(), artist, "fm.plyr.track", rkey, &rev(u64::from(*t) * 2 + 2)));
+            frames.push(delete(
+                next_time(),
+                artist,
+                "fm.plyr.track",
+                rkey,
+                &rev(u64::from(*t) * 2 + 2),
+            ));
             likes.remove(&subject);
         } else {
             let record = track_record("fm.plyr", &format!("v2 {rkey}"), "2026-01-01T00:00:00Z");
-            frames.push(update(next_time(), artist, "fm.plyr.track", rkey, &rev(u64::from(*t) * 2 + 2), record));
+            frames.push(update(
+                next_time(),
+                artist,
+                "fm.plyr.track",
+                rkey,
+                &rev(u64::from(*t) * 2 + 2),
+                record,
+            ));
             titles.insert(subject.clone(), format!("v2 {rkey}"));
             likes.entry(subject).or_default();
         }
@@ -90,7 +124,13 @@ fn script() -> Script {
 
 fn spawn_indexer(database_url: &str, jetstream_url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_plyr-appview"))
-        .args(["index", "--database-url", database_url, "--jetstream-url", jetstream_url])
+        .args([
+            "index",
+            "--database-url",
+            database_url,
+            "--jetstream-url",
+            jetstream_url,
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -134,10 +174,11 @@ async fn kill_9_and_restart_neither_loses_nor_doubles(pool: PgPool) {
             "like count of {uri}"
         );
     }
-    let skipped: i64 = sqlx::query_scalar("select coalesce(sum(count), 0)::bigint from indexer_skip")
-        .fetch_one(&pool)
-        .await
-        .expect("skips");
+    let skipped: i64 =
+        sqlx::query_scalar("select coalesce(sum(count), 0)::bigint from indexer_skip")
+            .fetch_one(&pool)
+            .await
+            .expect("skips");
     assert_eq!(skipped, 0, "nothing in the script is invalid");
     let likes: i64 = sqlx::query_scalar("select count(*) from track_like")
         .fetch_one(&pool)

@@ -72,6 +72,8 @@ create table track_like (
 );
 create index track_like_subject_idx on track_like (subject_uri, sort_at desc, uri desc) include (did);
 create index track_like_did_idx on track_like (did, sort_at desc, uri desc);
+-- Finds an actor's other likes of the same track: duplicates count and list once.
+create index track_like_pair_idx on track_like (did, subject_uri, sort_at desc, uri desc);
 
 -- fm.plyr.comment: timed comments, read in playback order.
 create table comment (

@@ -120,12 +120,44 @@ pub fn commit(
     }
 }
 
-pub fn create(time_us: i64, did: &str, collection: &str, rkey: &str, rev: &str, record: Value) -> Frame {
-    commit(time_us, did, "create", collection, rkey, rev, Some(record), Some(&cid(time_us as u64)))
+pub fn create(
+    time_us: i64,
+    did: &str,
+    collection: &str,
+    rkey: &str,
+    rev: &str,
+    record: Value,
+) -> Frame {
+    commit(
+        time_us,
+        did,
+        "create",
+        collection,
+        rkey,
+        rev,
+        Some(record),
+        Some(&cid(time_us as u64)),
+    )
 }
 
-pub fn update(time_us: i64, did: &str, collection: &str, rkey: &str, rev: &str, record: Value) -> Frame {
-    commit(time_us, did, "update", collection, rkey, rev, Some(record), Some(&cid(time_us as u64)))
+pub fn update(
+    time_us: i64,
+    did: &str,
+    collection: &str,
+    rkey: &str,
+    rev: &str,
+    record: Value,
+) -> Frame {
+    commit(
+        time_us,
+        did,
+        "update",
+        collection,
+        rkey,
+        rev,
+        Some(record),
+        Some(&cid(time_us as u64)),
+    )
 }
 
 pub fn delete(time_us: i64, did: &str, collection: &str, rkey: &str, rev: &str) -> Frame {
@@ -146,7 +178,8 @@ pub fn identity(time_us: i64, did: &str, handle: Option<&str>) -> Frame {
 }
 
 pub fn account(time_us: i64, did: &str, active: bool, status: Option<&str>) -> Frame {
-    let mut account = json!({"active": active, "did": did, "seq": time_us, "time": "2026-01-01T00:00:00.000Z"});
+    let mut account =
+        json!({"active": active, "did": did, "seq": time_us, "time": "2026-01-01T00:00:00.000Z"});
     if let Some(status) = status {
         account["status"] = json!(status);
     }

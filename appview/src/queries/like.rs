@@ -40,7 +40,8 @@ pub struct LikedTrackRow {
     pub like_sort_at: DateTime<Utc>,
 }
 
-/// Likes of `subject_uri` by active actors, newest first, after `after`. Empty when the
+/// Likes of `subject_uri` by active actors, newest first, after `after`; an actor who liked
+/// the track twice appears once, with their newest like. Empty when the
 /// track's author (`subject_did`, the URI's authority) is hidden.
 #[instrument(skip(db))]
 pub async fn of_track(
@@ -56,6 +57,8 @@ pub async fn of_track(
          join actor a on a.did = l.did and a.active \
          left join profile p on p.did = l.did \
          where l.subject_uri = $1 \
+           and not exists (select 1 from track_like d where d.did = l.did \
+               and d.subject_uri = l.subject_uri and (d.sort_at, d.uri) > (l.sort_at, l.uri)) \
            and not exists (select 1 from actor s where s.did = $2 and not s.active) \
            and (l.sort_at, l.uri) < (coalesce($3, 'infinity'::timestamptz), coalesce($4, '')) \
          order by l.sort_at desc, l.uri desc limit $5",
@@ -69,7 +72,8 @@ pub async fn of_track(
     .await
 }
 
-/// Visible tracks liked by `did`, newest like first, after `after` (a like's position).
+/// Visible tracks liked by `did`, newest like first, after `after` (a like's position); a track
+/// liked twice appears once, at its newest like.
 #[instrument(skip(db))]
 pub async fn liked_tracks(
     db: &PgPool,
@@ -84,6 +88,8 @@ pub async fn liked_tracks(
          from track_like l join track t on t.uri = l.subject_uri",
         track_joins!(),
         "where l.did = $1 \
+           and not exists (select 1 from track_like d where d.did = l.did \
+               and d.subject_uri = l.subject_uri and (d.sort_at, d.uri) > (l.sort_at, l.uri)) \
            and (l.sort_at, l.uri) < (coalesce($2, 'infinity'::timestamptz), coalesce($3, '')) \
          order by l.sort_at desc, l.uri desc limit $4"
     ))
