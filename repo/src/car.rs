@@ -240,7 +240,10 @@ impl<'a> Reader<'a> {
 
 /// Writes a CARv1 with the given roots and blocks, in order.
 #[cfg(any(test, feature = "builder"))]
-pub(crate) fn write_car<'b>(roots: &[Cid], blocks: impl IntoIterator<Item = (Cid, &'b [u8])>) -> Vec<u8> {
+pub(crate) fn write_car<'b>(
+    roots: &[Cid],
+    blocks: impl IntoIterator<Item = (Cid, &'b [u8])>,
+) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut value: usize) {
         while value >= 0x80 {
             out.push(u8::try_from(value & 0x7f).unwrap_or(0) | 0x80);
@@ -317,13 +320,48 @@ mod tests {
         );
         let odd = write_car(&[], [(sha1_cid, &b"\xa0"[..])]);
         let table: Vec<(&str, Vec<u8>, CarLimits, ErrorKind)> = vec![
-            ("over bytes", car.clone(), tight(car.len() - 1, 10, 100), ErrorKind::TooLarge),
-            ("over blocks", car.clone(), tight(1000, 1, 100), ErrorKind::TooLarge),
-            ("over block bytes", car.clone(), tight(1000, 10, 4), ErrorKind::TooLarge),
-            ("truncated", car[..car.len() - 3].to_vec(), CarLimits::COMMIT, ErrorKind::MalformedCar),
-            ("empty input", Vec::new(), CarLimits::COMMIT, ErrorKind::MalformedCar),
-            ("garbage header", vec![2, 0xff, 0xff], CarLimits::COMMIT, ErrorKind::MalformedCar),
-            ("sha1 cid", odd, CarLimits::COMMIT, ErrorKind::UnsupportedCid),
+            (
+                "over bytes",
+                car.clone(),
+                tight(car.len() - 1, 10, 100),
+                ErrorKind::TooLarge,
+            ),
+            (
+                "over blocks",
+                car.clone(),
+                tight(1000, 1, 100),
+                ErrorKind::TooLarge,
+            ),
+            (
+                "over block bytes",
+                car.clone(),
+                tight(1000, 10, 4),
+                ErrorKind::TooLarge,
+            ),
+            (
+                "truncated",
+                car[..car.len() - 3].to_vec(),
+                CarLimits::COMMIT,
+                ErrorKind::MalformedCar,
+            ),
+            (
+                "empty input",
+                Vec::new(),
+                CarLimits::COMMIT,
+                ErrorKind::MalformedCar,
+            ),
+            (
+                "garbage header",
+                vec![2, 0xff, 0xff],
+                CarLimits::COMMIT,
+                ErrorKind::MalformedCar,
+            ),
+            (
+                "sha1 cid",
+                odd,
+                CarLimits::COMMIT,
+                ErrorKind::UnsupportedCid,
+            ),
         ];
         for (name, bytes, limits, kind) in table {
             let err = read_car(&bytes, &limits).expect_err(name);

@@ -72,7 +72,9 @@ pub fn parse_did_key(did_key: &str) -> Result<PublicKey, CryptoError> {
 impl PublicKey {
     /// Parses multicodec-prefixed compressed key bytes (the decoded body of a `did:key`).
     pub fn from_multicodec(bytes: &[u8]) -> Result<PublicKey, CryptoError> {
-        let (prefix, point) = bytes.split_at_checked(2).ok_or_else(|| bad_key("too short"))?;
+        let (prefix, point) = bytes
+            .split_at_checked(2)
+            .ok_or_else(|| bad_key("too short"))?;
         // Compressed points only (33 bytes): the did:key spec for these curves requires them.
         let point: [u8; 33] = point
             .try_into()

@@ -157,7 +157,9 @@ fn json_integer(n: &Number) -> Result<i128, DataModelError> {
         return Ok(i128::from(i));
     }
     if n.is_u64() {
-        return Err(DataModelError::invalid("integer out of 64-bit signed range"));
+        return Err(DataModelError::invalid(
+            "integer out of 64-bit signed range",
+        ));
     }
     match n.as_f64() {
         // An integer-like float (`123.0`) is accepted as that integer; the range check makes
@@ -196,10 +198,7 @@ fn json_object_to_ipld(map: &Map<String, Value>) -> Result<Ipld, DataModelError>
     }
     let mut out = BTreeMap::new();
     for (key, value) in map {
-        out.insert(
-            key.clone(),
-            json_to_ipld(value).map_err(|e| e.at(key))?,
-        );
+        out.insert(key.clone(), json_to_ipld(value).map_err(|e| e.at(key))?);
     }
     check_typed_object(&out)?;
     Ok(Ipld::Map(out))
@@ -317,8 +316,8 @@ mod tests {
     #[test]
     fn valid_fixtures_are_accepted() {
         for case in cases("data-model-valid.json") {
-            let cbor = json_to_cbor(&case["json"])
-                .unwrap_or_else(|e| panic!("{}: {e}", case["note"]));
+            let cbor =
+                json_to_cbor(&case["json"]).unwrap_or_else(|e| panic!("{}: {e}", case["note"]));
             let back = cbor_to_json(&cbor).unwrap_or_else(|e| panic!("{}: {e}", case["note"]));
             assert!(back.is_object(), "{}", case["note"]);
         }
@@ -360,7 +359,11 @@ mod tests {
             ("float", &float, ErrorKind::InvalidDataModel),
             ("list at top", &list, ErrorKind::InvalidDataModel),
             ("$type integer", &bad_type, ErrorKind::InvalidDataModel),
-            ("truncated", &float[..float.len() - 1], ErrorKind::MalformedCbor),
+            (
+                "truncated",
+                &float[..float.len() - 1],
+                ErrorKind::MalformedCbor,
+            ),
             ("trailing byte", &[0xa0, 0x00], ErrorKind::MalformedCbor),
         ];
         for (name, bytes, kind) in table {
