@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(commit.data, data);
         assert_eq!(commit.rev, "3kabcabcabc22");
         assert_eq!(commit.prev, None);
-        assert_eq!(commit.verify_signature(&public).map_err(|e| e.kind()), Ok(()));
+        assert_eq!(
+            commit.verify_signature(&public).map_err(|e| e.kind()),
+            Ok(())
+        );
         let err = commit.verify_signature(&other).expect_err("other key");
         assert_eq!(err.kind(), ErrorKind::BadSignature);
     }
@@ -149,7 +152,11 @@ mod tests {
         let edits: [(&str, &str, Option<Ipld>); 5] = [
             ("version 2", "version", Some(Ipld::Integer(2))),
             ("no sig", "sig", None),
-            ("data not a link", "data", Some(Ipld::String("x".to_owned()))),
+            (
+                "data not a link",
+                "data",
+                Some(Ipld::String("x".to_owned())),
+            ),
             ("no did", "did", None),
             ("prev a string", "prev", Some(Ipld::String("x".to_owned()))),
         ];

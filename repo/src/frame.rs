@@ -45,6 +45,9 @@ fn malformed(what: &str, err: impl std::fmt::Display) -> FrameError {
 }
 
 /// One decoded frame; the payloads borrow their CAR bytes from the frame.
+// `#commit` is both the largest and by far the most common variant: boxing it would add an
+// allocation per event and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame<'a> {
     /// `#commit`: a signed change to a repository.
@@ -263,5 +266,178 @@ pub(crate) fn encode_frame(frame: &Frame<'_>) -> Vec<u8> {
             *op,
             &std::collections::BTreeMap::<String, i64>::new(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_model::cid_for_cbor;
+
+    fn cbor(value: &impl Serialize) -> Vec<u8> {
+        serde_ipld_dagcbor::to_vec(value).expect("encodes")
+    }
+
+    fn header(op: i64, t: Option<&str>) -> Vec<u8> {
+        cbor(&Header {
+            op,
+            t: t.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let cid = cid_for_cbor(b"\xa0");
+        let blocks = [1u8, 2, 3];
+        let frames = [
+            Frame::Commit(CommitEvent {
+                seq: 7,
+                repo: "did:plc:abc".to_owned(),
+                commit: cid,
+                rev: "3kabcabcabc22".to_owned(),
+                since: None,
+                blocks: &blocks,
+                ops: vec![RepoOp {
+                    action: Action::Update,
+                    path: "fm.plyr.track/3kabc".to_owned(),
+                    cid: Some(cid),
+                    prev: Some(cid),
+                }],
+                prev_data: Some(cid),
+                time: "2026-01-01T00:00:00.000Z".to_owned(),
+                too_big: false,
+                blobs: Vec::new(),
+                rebase: false,
+            }),
+            Frame::Sync(SyncEvent {
+                seq: 8,
+                did: "did:plc:abc".to_owned(),
+                blocks: &blocks,
+                rev: "3kabcabcabc22".to_owned(),
+                time: "t".to_owned(),
+            }),
+            Frame::Identity(IdentityEvent {
+                seq: 9,
+                did: "did:plc:abc".to_owned(),
+                time: "t".to_owned(),
+                handle: Some("a.example.com".to_owned()),
+            }),
+            Frame::Account(AccountEvent {
+                seq: 10,
+                did: "did:plc:abc".to_owned(),
+                time: "t".to_owned(),
+                active: false,
+                status: Some("takendown".to_owned()),
+            }),
+            Frame::Info(InfoEvent {
+                name: "OutdatedCursor".to_owned(),
+                message: None,
+            }),
+            Frame::Error(ErrorEvent {
+                error: "FutureCursor".to_owned(),
+                message: Some("cursor in the future".to_owned()),
+            }),
+        ];
+        for frame in frames {
+            let bytes = encode_frame(&frame);
+            assert_eq!(decode_frame(&bytes).expect("decodes"), frame);
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_reported_not_rejected() {
+        let body = cbor(&std::collections::BTreeMap::from([("x", 1)]));
+        let table = [
+            (
+                1,
+                Some("#future"),
+                Frame::Unknown {
+                    op: 1,
+                    t: Some("#future".to_owned()),
+                },
+            ),
+            (2, None, Frame::Unknown { op: 2, t: None }),
+        ];
+        for (op, t, expected) in table {
+            let bytes = [header(op, t), body.clone()].concat();
+            assert_eq!(decode_frame(&bytes).expect("decodes"), expected);
+        }
+    }
+
+    #[test]
+    fn error_frame_with_only_error() {
+        let body = cbor(&std::collections::BTreeMap::from([(
+            "error",
+            "ConsumerTooSlow",
+        )]));
+        let bytes = [header(-1, None), body].concat();
+        assert_eq!(
+            decode_frame(&bytes).expect("decodes"),
+            Frame::Error(ErrorEvent {
+                error: "ConsumerTooSlow".to_owned(),
+                message: None,
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_frames() {
+        let info = cbor(&InfoEvent {
+            name: "x".to_owned(),
+            message: None,
+        });
+        let commit = |action: &str| {
+            let cid = cid_for_cbor(b"\xa0").to_string();
+            let json = serde_json::json!({
+                "seq": 1, "repo": "did:plc:abc", "rev": "r", "since": null, "time": "t",
+                "commit": {"$link": cid}, "blocks": {"$bytes": ""},
+                "ops": [{"action": action, "path": "a/b", "cid": null}],
+            });
+            cbor(&crate::data_model::json_to_ipld(&json).expect("valid"))
+        };
+        let good = [header(1, Some("#commit")), commit("delete")].concat();
+        assert!(matches!(decode_frame(&good), Ok(Frame::Commit(_))));
+        let bad_action = commit("rename");
+        let table: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "garbage after the header",
+                [header(1, Some("#info")), vec![0xff, 0x00]].concat(),
+            ),
+            ("header only", header(1, Some("#info"))),
+            (
+                "trailing data",
+                [header(1, Some("#info")), info.clone(), vec![0x01]].concat(),
+            ),
+            (
+                "no t on a message",
+                [header(1, None), info.clone()].concat(),
+            ),
+            (
+                "body of the wrong type",
+                [header(1, Some("#account")), info.clone()].concat(),
+            ),
+            ("header not a map", [cbor(&1u8), info.clone()].concat()),
+            (
+                "unknown action",
+                [header(1, Some("#commit")), bad_action].concat(),
+            ),
+            (
+                "unknown t with garbage body",
+                [header(1, Some("#x")), vec![0xff]].concat(),
+            ),
+            ("empty", Vec::new()),
+        ];
+        for (name, bytes) in table {
+            let err = decode_frame(&bytes).expect_err(name);
+            assert_eq!(err.kind(), ErrorKind::MalformedFrame, "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_decoding() {
+        // Not even a valid header: the size check must come first.
+        let bytes = vec![0xffu8; MAX_FRAME_BYTES + 1];
+        let err = decode_frame(&bytes).expect_err("too large");
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
     }
 }

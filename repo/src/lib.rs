@@ -1,6 +1,8 @@
 //! ATProto repository verification (pure, no IO): DAG-CBOR, CAR slices, MST inversion proofs,
 //! commit signatures and firehose frames.
 
+#[cfg(any(test, feature = "builder"))]
+mod builder;
 mod car;
 mod commit;
 mod crypto;
@@ -11,6 +13,8 @@ mod mst;
 mod repo;
 mod verify;
 
+#[cfg(feature = "builder")]
+pub use builder::{BuildError, RepoBuilder, Write};
 pub use car::{Car, CarError, CarLimits, read_car};
 pub use commit::Commit;
 pub use crypto::{CryptoError, PublicKey, parse_did_key};

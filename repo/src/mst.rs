@@ -249,6 +249,7 @@ pub(crate) struct Mst<'s, S: ?Sized> {
 
 impl<'s, S: BlockSource + ?Sized> Mst<'s, S> {
     /// An empty tree.
+    #[cfg_attr(not(any(test, feature = "builder")), allow(dead_code))]
     pub(crate) fn empty(source: &'s S) -> Self {
         Mst {
             root: Node::empty(),
@@ -267,11 +268,6 @@ impl<'s, S: BlockSource + ?Sized> Mst<'s, S> {
         };
         let root = loader.load(root, None)?;
         Ok(Mst { root, loader })
-    }
-
-    /// The blocks read so far, in order.
-    pub(crate) fn loaded(&self) -> &[Cid] {
-        &self.loader.loaded
     }
 
     /// The value stored under `key`, if any.
@@ -595,19 +591,28 @@ fn encode(node: &mut Node, sink: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {
     cid
 }
 
-/// Every `(key, value)` of a complete tree, in key order. Keys must be UTF-8 record paths.
-pub(crate) fn walk<S: BlockSource + ?Sized>(
-    source: &S,
-    root: Cid,
-) -> Result<Vec<(String, Cid)>, MstError> {
+/// A complete tree's content.
+pub(crate) struct Walk {
+    /// Every `(key, value)`, in key order.
+    pub(crate) records: Vec<(String, Cid)>,
+    /// Every node's CID.
+    #[cfg_attr(not(any(test, feature = "builder")), allow(dead_code))]
+    pub(crate) nodes: Vec<Cid>,
+}
+
+/// Reads a complete tree; keys must be UTF-8 record paths.
+pub(crate) fn walk<S: BlockSource + ?Sized>(source: &S, root: Cid) -> Result<Walk, MstError> {
     let mut loader = Loader {
         source,
         loaded: Vec::new(),
     };
     let root = loader.load(root, None)?;
-    let mut out = Vec::new();
-    walk_node(&mut loader, root, &mut out)?;
-    Ok(out)
+    let mut records = Vec::new();
+    walk_node(&mut loader, root, &mut records)?;
+    Ok(Walk {
+        records,
+        nodes: loader.loaded,
+    })
 }
 
 fn walk_node<S: BlockSource + ?Sized>(
@@ -660,6 +665,7 @@ pub(crate) struct Inversion {
     /// The root of the tree before the commit, as reconstructed.
     pub(crate) root: Cid,
     /// The blocks the proof read.
+    #[cfg_attr(not(any(test, feature = "builder")), allow(dead_code))]
     pub(crate) loaded: Vec<Cid>,
 }
 
@@ -940,7 +946,7 @@ mod tests {
                 .collect();
             let keep: Vec<&str> = keys
                 .iter()
-                .filter(|_| rng.next() % 3 != 0)
+                .filter(|_| !rng.next().is_multiple_of(3))
                 .map(String::as_str)
                 .collect();
             // Insert everything in a shuffled order, delete the rest, compare with a tree
@@ -959,7 +965,13 @@ mod tests {
             assert_eq!(tree.root_cid(&mut |_, _| {}), expected, "round {round}");
             // The stored tree walks back to exactly its keys, in order.
             let walked = walk(&blocks, full_root).expect("walk");
-            let walked_keys: Vec<&str> = walked.iter().map(|(key, _)| key.as_str()).collect();
+            assert_eq!(
+                walked.nodes.len(),
+                blocks.len(),
+                "round {round}: every node read"
+            );
+            let walked_keys: Vec<&str> =
+                walked.records.iter().map(|(key, _)| key.as_str()).collect();
             let sorted: Vec<&str> = keys.iter().map(String::as_str).collect();
             assert_eq!(walked_keys, sorted, "round {round}");
         }

@@ -47,7 +47,7 @@ impl<'a> Repo<'a> {
 
     /// Every `(path, record CID)` in the MST, in path order; every node must be present.
     pub fn records(&self) -> Result<Vec<(String, Cid)>, VerifyError> {
-        Ok(walk(self.car.blocks(), self.commit.data)?)
+        Ok(walk(self.car.blocks(), self.commit.data)?.records)
     }
 
     /// A record's DAG-CBOR bytes (hash-checked), e.g. for [`crate::cbor_to_json`].
@@ -92,7 +92,11 @@ mod tests {
             assert!(json.get("$type").is_some_and(|t| t.is_string()), "{path}");
         }
         assert_eq!(total, 246_960);
-        assert!(records.iter().any(|(path, _)| path == "app.bsky.actor.profile/self"));
+        assert!(
+            records
+                .iter()
+                .any(|(path, _)| path == "app.bsky.actor.profile/self")
+        );
     }
 
     #[test]
