@@ -7,6 +7,8 @@ use cid::Cid;
 use ipld_core::ipld::Ipld;
 
 use crate::crypto::{CryptoError, PublicKey};
+use crate::data_model::cid_for_cbor;
+use crate::verify::VerifyError;
 
 /// The only commit version sync 1.1 accepts.
 const COMMIT_VERSION: i128 = 3;
@@ -30,8 +32,15 @@ pub struct Commit {
 }
 
 impl Commit {
-    /// Decodes a commit block; the error explains what is malformed.
-    pub fn decode(bytes: &[u8]) -> Result<Commit, String> {
+    /// Decodes a commit block (its signature is not checked here).
+    pub fn decode(bytes: &[u8]) -> Result<Commit, VerifyError> {
+        Commit::decode_fields(bytes).map_err(|reason| VerifyError::MalformedCommit {
+            cid: cid_for_cbor(bytes),
+            reason,
+        })
+    }
+
+    fn decode_fields(bytes: &[u8]) -> Result<Commit, String> {
         let mut map: BTreeMap<String, Ipld> =
             serde_ipld_dagcbor::from_slice(bytes).map_err(|e| format!("not a cbor map: {e}"))?;
         let sig = match map.remove("sig") {
@@ -108,7 +117,6 @@ pub(crate) fn sign_commit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data_model::cid_for_cbor;
     use crate::error::ErrorKind;
 
     fn key(byte: u8) -> (secp256k1::SecretKey, PublicKey) {
@@ -167,8 +175,12 @@ mod tests {
                 None => map.remove(field),
             };
             let bytes = serde_ipld_dagcbor::to_vec(&map).expect("encodes");
-            assert!(Commit::decode(&bytes).is_err(), "{name} accepted");
+            let err = Commit::decode(&bytes).expect_err(name);
+            assert_eq!(err.kind(), ErrorKind::MalformedCommit, "{name}");
         }
-        assert!(Commit::decode(&serde_ipld_dagcbor::to_vec(&base()).expect("encodes")).is_ok());
+        let bytes = serde_ipld_dagcbor::to_vec(&base()).expect("encodes");
+        assert_eq!(Commit::decode(&bytes).expect("valid").rev, "3kabcabcabc22");
+        let err = Commit::decode(b"\x01").expect_err("not a map");
+        assert_eq!(err.kind(), ErrorKind::MalformedCommit);
     }
 }

@@ -7,7 +7,7 @@ use crate::car::{Car, CarLimits, read_car};
 use crate::commit::Commit;
 use crate::crypto::PublicKey;
 use crate::mst::walk;
-use crate::verify::{VerifyError, signed_commit};
+use crate::verify::{VerifyError, car_commit};
 
 /// A repository read from a CAR whose first root is its commit.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ impl<'a> Repo<'a> {
     /// signature is not checked here: see [`Repo::verify_signature`].
     pub fn read(bytes: &'a [u8], limits: &CarLimits) -> Result<Self, VerifyError> {
         let car = read_car(bytes, limits)?;
-        let (commit_cid, commit) = signed_commit(&car, None)?;
+        let (commit_cid, commit) = car_commit(&car)?;
         Ok(Repo {
             car,
             commit_cid,

@@ -180,11 +180,9 @@ pub struct VerifiedSync {
     pub data: Cid,
 }
 
-/// Finds the CAR's first root (the commit), decodes it and checks the signature.
-pub(crate) fn signed_commit(
-    car: &crate::car::Car<'_>,
-    key: Option<&PublicKey>,
-) -> Result<(Cid, Commit), VerifyError> {
+/// Finds the CAR's first root (the commit) and decodes it; the signature is checked later,
+/// after the cheaper field checks.
+pub(crate) fn car_commit(car: &crate::car::Car<'_>) -> Result<(Cid, Commit), VerifyError> {
     let cid = *car.roots().first().ok_or_else(|| CarError::Malformed {
         offset: 0,
         reason: "no root".to_owned(),
@@ -193,11 +191,7 @@ pub(crate) fn signed_commit(
         what: "commit",
         cid,
     })?;
-    let commit =
-        Commit::decode(bytes).map_err(|reason| VerifyError::MalformedCommit { cid, reason })?;
-    if let Some(key) = key {
-        commit.verify_signature(key)?;
-    }
+    let commit = Commit::decode(bytes)?;
     Ok((cid, commit))
 }
 
@@ -222,7 +216,7 @@ pub fn verify_commit<'a>(
         return Err(fields_mismatch("commit", &event.commit.to_string(), &root));
     }
     // Cheap field checks first, so a mismatched message costs no signature check.
-    let (commit_cid, commit) = signed_commit(&car, None)?;
+    let (commit_cid, commit) = car_commit(&car)?;
     if commit.did != event.repo {
         return Err(fields_mismatch("repo", &event.repo, &commit.did));
     }
@@ -304,7 +298,7 @@ fn changes<'e>(event: &'e CommitEvent<'_>) -> Result<Vec<(&'e str, Change)>, Ver
 /// Checks a `#sync`: the CAR holds a commit signed by the key whose `did` and `rev` match.
 pub fn verify_sync(event: &SyncEvent<'_>, key: &PublicKey) -> Result<VerifiedSync, VerifyError> {
     let car = read_car(event.blocks, &CarLimits::SYNC)?;
-    let (commit_cid, commit) = signed_commit(&car, None)?;
+    let (commit_cid, commit) = car_commit(&car)?;
     if commit.did != event.did {
         return Err(fields_mismatch("did", &event.did, &commit.did));
     }
