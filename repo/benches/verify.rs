@@ -78,6 +78,21 @@ fn main() {
         "commit frames: {COMMITS}, {} bytes on average",
         bytes / COMMITS
     );
+    rate("#commit frame decode only", COMMITS, || {
+        for frame in &frames {
+            black_box(decode_frame(black_box(frame)).expect("decodes"));
+        }
+    });
+    rate("#commit frame decode + CAR read", COMMITS, || {
+        for frame in &frames {
+            let Ok(Frame::Commit(event)) = decode_frame(black_box(frame)) else {
+                panic!("not a commit frame");
+            };
+            black_box(
+                plyr_repo::read_car(event.blocks, &plyr_repo::CarLimits::COMMIT).expect("car"),
+            );
+        }
+    });
     rate("#commit decode + verify (secp256k1)", COMMITS, || {
         for frame in &frames {
             let Ok(Frame::Commit(event)) = decode_frame(black_box(frame)) else {

@@ -116,6 +116,7 @@ pub struct CommitEvent<'a> {
     /// The commit's revision.
     pub rev: String,
     /// The revision of the previous commit, if any.
+    #[serde(default)]
     pub since: Option<String>,
     /// A CAR slice: the commit, new MST nodes and records, and the proof blocks.
     #[serde(borrow, with = "serde_bytes")]

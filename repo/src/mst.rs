@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use cid::Cid;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::data_model::cid_for_cbor;
@@ -102,14 +104,16 @@ pub(crate) fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// The wire form of a node: `{l, e: [{p, k, v, t}]}` with prefix-compressed keys.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct NodeData<'a> {
     l: Option<Cid>,
     #[serde(borrow)]
     e: Vec<EntryData<'a>>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct EntryData<'a> {
     p: usize,
     #[serde(borrow, with = "serde_bytes")]
@@ -555,6 +559,74 @@ fn merge<S: BlockSource + ?Sized>(
     }))))
 }
 
+/// Writes a node's canonical DAG-CBOR directly: MST nodes are re-encoded on every proof, and
+/// the generic serializer (a buffer and a sort per map) cost ~40% of a signature check.
+/// The shape is fixed: `{"e": [{"k", "p", "t", "v"}], "l"}`, keys already in canonical order.
+fn encode_node(leaves: &[Leaf], links: &[Option<Cid>]) -> Vec<u8> {
+    const MAP: u8 = 5 << 5;
+    const ARRAY: u8 = 4 << 5;
+    const BYTES: u8 = 2 << 5;
+    const NULL: u8 = 0xf6;
+    let mut out = Vec::with_capacity(16 + leaves.len() * 96);
+    let text = |out: &mut Vec<u8>, key: u8| out.extend_from_slice(&[0x61, key]);
+    let link = |out: &mut Vec<u8>, cid: Option<&Cid>| match cid {
+        None => out.push(NULL),
+        Some(cid) => {
+            // Tag 42, then the binary CID behind a 0x00 multibase prefix.
+            out.extend_from_slice(&[0xd8, 0x2a]);
+            head(out, BYTES, cid.encoded_len() + 1);
+            out.push(0);
+            // Writing into a Vec cannot fail.
+            let _ = cid.write_bytes(&mut *out);
+        }
+    };
+    head(&mut out, MAP, 2);
+    text(&mut out, b'e');
+    head(&mut out, ARRAY, leaves.len());
+    let mut prev: &[u8] = &[];
+    for (leaf, right) in leaves.iter().zip(links.iter().skip(1)) {
+        let p = common_prefix_len(prev, &leaf.key);
+        head(&mut out, MAP, 4);
+        text(&mut out, b'k');
+        head(&mut out, BYTES, leaf.key.len() - p);
+        out.extend_from_slice(&leaf.key[p..]);
+        text(&mut out, b'p');
+        head(&mut out, 0, p);
+        text(&mut out, b't');
+        link(&mut out, right.as_ref());
+        text(&mut out, b'v');
+        link(&mut out, Some(&leaf.value));
+        prev = &leaf.key;
+    }
+    text(&mut out, b'l');
+    link(&mut out, links.first().and_then(Option::as_ref));
+    out
+}
+
+/// A CBOR head: major type (already shifted) and a minimally encoded length or value.
+fn head(out: &mut Vec<u8>, major: u8, value: usize) {
+    match (
+        u8::try_from(value),
+        u16::try_from(value),
+        u32::try_from(value),
+    ) {
+        (Ok(v), _, _) if v < 24 => out.push(major | v),
+        (Ok(v), _, _) => out.extend_from_slice(&[major | 24, v]),
+        (_, Ok(v), _) => {
+            out.push(major | 25);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        (_, _, Ok(v)) => {
+            out.push(major | 26);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&u64::try_from(value).unwrap_or(u64::MAX).to_be_bytes());
+        }
+    }
+}
+
 fn encode(node: &mut Node, sink: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {
     if let Some(cid) = node.cid {
         return cid;
@@ -567,24 +639,7 @@ fn encode(node: &mut Node, sink: &mut dyn FnMut(Cid, Vec<u8>)) -> Cid {
             Some(Link::Node(child)) => Some(encode(child, sink)),
         });
     }
-    let mut entries = Vec::with_capacity(node.leaves.len());
-    let mut prev: &[u8] = &[];
-    for (leaf, t) in node.leaves.iter().zip(links.iter().skip(1)) {
-        let p = common_prefix_len(prev, &leaf.key);
-        entries.push(EntryData {
-            p,
-            k: &leaf.key[p..],
-            v: leaf.value,
-            t: *t,
-        });
-        prev = &leaf.key;
-    }
-    let data = NodeData {
-        l: links.first().copied().flatten(),
-        e: entries,
-    };
-    // Integers, byte strings and CIDs always encode.
-    let bytes = serde_ipld_dagcbor::to_vec(&data).expect("mst node encodes");
+    let bytes = encode_node(&node.leaves, &links);
     let cid = cid_for_cbor(&bytes);
     sink(cid, bytes);
     node.cid = Some(cid);
@@ -744,6 +799,50 @@ mod tests {
             .iter()
             .map(text)
             .collect()
+    }
+
+    #[test]
+    fn direct_encoding_matches_serde() {
+        let value = cid_for_cbor(b"\xa0");
+        let long_key = "k".repeat(300);
+        let leaves: Vec<Leaf> = [
+            "app.bsky.feed.post/3k2a",
+            "app.bsky.feed.post/3k2b",
+            &long_key,
+        ]
+        .iter()
+        .map(|key| Leaf {
+            key: key.as_bytes().to_vec(),
+            value,
+        })
+        .collect();
+        for links in [
+            vec![None, None, None, None],
+            vec![Some(value), None, Some(value), Some(value)],
+        ] {
+            let mut entries = Vec::new();
+            let mut prev: &[u8] = &[];
+            for (leaf, t) in leaves.iter().zip(links.iter().skip(1)) {
+                let p = common_prefix_len(prev, &leaf.key);
+                entries.push(EntryData {
+                    p,
+                    k: &leaf.key[p..],
+                    v: leaf.value,
+                    t: *t,
+                });
+                prev = &leaf.key;
+            }
+            let data = NodeData {
+                l: links[0],
+                e: entries,
+            };
+            let expected = serde_ipld_dagcbor::to_vec(&data).expect("encodes");
+            assert_eq!(encode_node(&leaves, &links), expected);
+        }
+        assert_eq!(
+            encode_node(&[], &[None]),
+            serde_ipld_dagcbor::to_vec(&NodeData { l: None, e: vec![] }).expect("encodes")
+        );
     }
 
     #[test]

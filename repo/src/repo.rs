@@ -100,6 +100,26 @@ mod tests {
     }
 
     #[test]
+    fn real_tree_survives_delete_and_reinsert() {
+        // Re-encoding real Bluesky nodes must reproduce their exact CIDs: delete a key (which
+        // rewrites its path and merges subtrees), put it back, and the root must be unchanged.
+        let repo = Repo::read(LITTLE_CAR, &limits()).expect("reads");
+        let records = repo.records().expect("walks");
+        let root = repo.commit().data;
+        for (path, cid) in records.iter().step_by(7) {
+            let mut tree = crate::mst::Mst::load(repo.car.blocks(), root).expect("root");
+            assert_eq!(
+                tree.delete(path.as_bytes()).expect("present"),
+                *cid,
+                "{path}"
+            );
+            assert_ne!(tree.root_cid(&mut |_, _| {}), root, "{path}");
+            tree.insert(path.as_bytes(), *cid).expect("absent again");
+            assert_eq!(tree.root_cid(&mut |_, _| {}), root, "{path}");
+        }
+    }
+
+    #[test]
     fn real_repository_signature_is_not_ours() {
         let repo = Repo::read(LITTLE_CAR, &limits()).expect("reads");
         let key = crate::parse_did_key("did:key:zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc")
