@@ -117,7 +117,8 @@ impl RepoBuilder {
     }
 
     /// Applies `writes` as one signed commit and returns its `#commit` frame, whose CAR slice
-    /// holds the commit, the new records and exactly the blocks the inversion proof reads.
+    /// holds the commit, the new records, the new MST nodes and the blocks the inversion proof
+    /// reads. After an error the tree may be half-updated: discard the builder.
     pub fn commit(&mut self, writes: &[Write], time: &str) -> Result<Vec<u8>, BuildError> {
         let prev_data = self.root;
         let mut records: Vec<(Cid, Vec<u8>)> = Vec::new();
@@ -228,7 +229,8 @@ impl RepoBuilder {
         })))
     }
 
-    /// The whole repository as a `getRepo` CAR (`None` before the first commit).
+    /// The whole repository as a `getRepo` CAR (`None` before the first commit, or if the
+    /// builder's own tree could not be walked).
     pub fn export_car(&self) -> Option<Vec<u8>> {
         let (cid, bytes) = self.commit.as_ref()?;
         let walk = crate::mst::walk(&self.blocks, self.root).ok()?;

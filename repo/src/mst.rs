@@ -196,8 +196,12 @@ impl<S: BlockSource + ?Sized> Loader<'_, S> {
             .ok_or(MstError::MissingBlock { cid })?;
         self.loaded.push(cid);
         let malformed = |reason| MstError::Malformed { cid, reason };
-        let data: NodeData<'_> =
-            serde_ipld_dagcbor::from_slice(bytes).map_err(|_| malformed("not an mst node"))?;
+        let data = match decode_canonical(bytes) {
+            Some(data) => data,
+            // Anything but the canonical layout takes the general decoder.
+            None => serde_ipld_dagcbor::from_slice::<NodeData<'_>>(bytes)
+                .map_err(|_| malformed("not an mst node"))?,
+        };
         let mut leaves: Vec<Leaf> = Vec::with_capacity(data.e.len());
         let mut ptrs = Vec::with_capacity(data.e.len() + 1);
         ptrs.push(data.l.map(Link::Stub));
@@ -559,6 +563,101 @@ fn merge<S: BlockSource + ?Sized>(
     }))))
 }
 
+/// Reads a node laid out exactly as [`encode_node`] writes it, without the generic decoder
+/// (half the cost of loading a node); `None` means "not this layout", not "invalid".
+fn decode_canonical(bytes: &[u8]) -> Option<NodeData<'_>> {
+    let mut cbor = CborReader { bytes, pos: 0 };
+    cbor.expect_head(5, 2)?;
+    cbor.expect_key(b'e')?;
+    let count = usize::try_from(cbor.head_of(4)?).ok()?;
+    // Each entry takes well over 16 bytes: a cap that keeps a forged count from allocating.
+    let mut e = Vec::with_capacity(count.min(bytes.len() / 16));
+    for _ in 0..count {
+        cbor.expect_head(5, 4)?;
+        cbor.expect_key(b'k')?;
+        let k = cbor.byte_string()?;
+        cbor.expect_key(b'p')?;
+        let p = usize::try_from(cbor.head_of(0)?).ok()?;
+        cbor.expect_key(b't')?;
+        let t = cbor.link_or_null()?;
+        cbor.expect_key(b'v')?;
+        let v = cbor.link_or_null()??;
+        e.push(EntryData { p, k, v, t });
+    }
+    cbor.expect_key(b'l')?;
+    let l = cbor.link_or_null()?;
+    (cbor.pos == bytes.len()).then_some(NodeData { l, e })
+}
+
+/// Whether the fast decoder takes this block, for tests over real nodes.
+#[cfg(test)]
+pub(crate) fn decodes_canonically(bytes: &[u8]) -> bool {
+    decode_canonical(bytes).is_some()
+}
+
+/// A cursor for [`decode_canonical`]: definite lengths only, as DAG-CBOR requires.
+struct CborReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> CborReader<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(len)?;
+        let slice = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(slice)
+    }
+
+    /// Reads a head, returning its major type and argument.
+    fn head(&mut self) -> Option<(u8, u64)> {
+        let first = *self.take(1)?.first()?;
+        let value = match first & 0x1f {
+            small @ 0..=23 => u64::from(small),
+            24 => u64::from(*self.take(1)?.first()?),
+            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?)),
+            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into().ok()?)),
+            27 => u64::from_be_bytes(self.take(8)?.try_into().ok()?),
+            _ => return None,
+        };
+        Some((first >> 5, value))
+    }
+
+    fn head_of(&mut self, major: u8) -> Option<u64> {
+        let (got, value) = self.head()?;
+        (got == major).then_some(value)
+    }
+
+    fn expect_head(&mut self, major: u8, value: u64) -> Option<()> {
+        (self.head_of(major)? == value).then_some(())
+    }
+
+    fn expect_key(&mut self, key: u8) -> Option<()> {
+        self.expect_head(3, 1)?;
+        (*self.take(1)?.first()? == key).then_some(())
+    }
+
+    fn byte_string(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.head_of(2)?).ok()?;
+        self.take(len)
+    }
+
+    /// `Some(None)` for null, `Some(Some(cid))` for a tag-42 link, `None` for anything else.
+    fn link_or_null(&mut self) -> Option<Option<Cid>> {
+        if self.bytes.get(self.pos) == Some(&0xf6) {
+            self.pos += 1;
+            return Some(None);
+        }
+        self.expect_head(6, 42)?;
+        let (prefix, mut cid_bytes) = self.byte_string()?.split_first()?;
+        if *prefix != 0 {
+            return None;
+        }
+        let cid = Cid::read_bytes(&mut cid_bytes).ok()?;
+        cid_bytes.is_empty().then_some(Some(cid))
+    }
+}
+
 /// Writes a node's canonical DAG-CBOR directly: MST nodes are re-encoded on every proof, and
 /// the generic serializer (a buffer and a sort per map) cost ~40% of a signature check.
 /// The shape is fixed: `{"e": [{"k", "p", "t", "v"}], "l"}`, keys already in canonical order.
@@ -838,6 +937,15 @@ mod tests {
             };
             let expected = serde_ipld_dagcbor::to_vec(&data).expect("encodes");
             assert_eq!(encode_node(&leaves, &links), expected);
+            let fast = decode_canonical(&expected).expect("canonical layout");
+            assert_eq!(
+                serde_ipld_dagcbor::to_vec(&fast).expect("encodes"),
+                expected
+            );
+            // Every truncation is refused by the fast path (and left to the general decoder).
+            for cut in 0..expected.len() {
+                assert!(decode_canonical(&expected[..cut]).is_none(), "cut at {cut}");
+            }
         }
         assert_eq!(
             encode_node(&[], &[None]),

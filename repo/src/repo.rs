@@ -100,6 +100,17 @@ mod tests {
     }
 
     #[test]
+    fn real_nodes_take_the_fast_decoder() {
+        let repo = Repo::read(LITTLE_CAR, &limits()).expect("reads");
+        let walk = crate::mst::walk(repo.car.blocks(), repo.commit().data).expect("walks");
+        assert!(walk.nodes.len() > 50, "{} nodes", walk.nodes.len());
+        for cid in &walk.nodes {
+            let bytes = repo.car.get(cid).expect("node present");
+            assert!(crate::mst::decodes_canonically(bytes), "{cid}");
+        }
+    }
+
+    #[test]
     fn real_tree_survives_delete_and_reinsert() {
         // Re-encoding real Bluesky nodes must reproduce their exact CIDs: delete a key (which
         // rewrites its path and merges subtrees), put it back, and the root must be unchanged.
