@@ -125,38 +125,35 @@ impl RepoBuilder {
         let mut ops = Vec::with_capacity(writes.len());
         let mut changes = Vec::with_capacity(writes.len());
         for write in writes {
-            let (path, record) = match write {
-                Write::Create { path, record } | Write::Update { path, record } => {
-                    let bytes = json_to_cbor(record).map_err(|source| BuildError::Record {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    (path, Some(bytes))
-                }
-                Write::Delete { path } => (path, None),
-            };
-            let key = path.as_bytes();
-            let (action, cid, prev, change) = match (write, record) {
-                (Write::Create { .. }, Some(bytes)) => {
-                    let cid = cid_for_cbor(&bytes);
-                    self.tree.insert(key, cid)?;
-                    records.push((cid, bytes));
-                    (Action::Create, Some(cid), None, Change::Create { cid })
-                }
-                (Write::Update { .. }, Some(bytes)) => {
-                    let cid = cid_for_cbor(&bytes);
-                    let prev = self.tree.update(key, cid)?;
+            let (path, action, cid, prev, change) = match write {
+                Write::Create { path, record } => {
+                    let (cid, bytes) = encode_record(path, record)?;
+                    self.tree.insert(path.as_bytes(), cid)?;
                     records.push((cid, bytes));
                     (
-                        Action::Update,
+                        path,
+                        Action::Create,
                         Some(cid),
-                        Some(prev),
-                        Change::Update { cid, prev },
+                        None,
+                        Change::Create { cid },
                     )
                 }
-                _ => {
-                    let prev = self.tree.delete(key)?;
-                    (Action::Delete, None, Some(prev), Change::Delete { prev })
+                Write::Update { path, record } => {
+                    let (cid, bytes) = encode_record(path, record)?;
+                    let prev = self.tree.update(path.as_bytes(), cid)?;
+                    records.push((cid, bytes));
+                    let change = Change::Update { cid, prev };
+                    (path, Action::Update, Some(cid), Some(prev), change)
+                }
+                Write::Delete { path } => {
+                    let prev = self.tree.delete(path.as_bytes())?;
+                    (
+                        path,
+                        Action::Delete,
+                        None,
+                        Some(prev),
+                        Change::Delete { prev },
+                    )
                 }
             };
             ops.push(RepoOp {
@@ -254,5 +251,99 @@ impl RepoBuilder {
                 char::from(TID_ALPHABET[index])
             })
             .collect()
+    }
+}
+
+fn encode_record(path: &str, record: &Value) -> Result<(Cid, Vec<u8>), BuildError> {
+    let bytes = json_to_cbor(record).map_err(|source| BuildError::Record {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((cid_for_cbor(&bytes), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn rejected_writes() {
+        let path = "fm.plyr.track/3kaaaaaaaaaa2".to_owned();
+        let record = serde_json::json!({"$type": "fm.plyr.track", "title": "a"});
+        let table: [(&str, Write, ErrorKind); 4] = [
+            (
+                "create of a present path",
+                Write::Create {
+                    path: path.clone(),
+                    record: record.clone(),
+                },
+                ErrorKind::MstMismatch,
+            ),
+            (
+                "update of an absent path",
+                Write::Update {
+                    path: "fm.plyr.track/3kzzzzzzzzzz2".to_owned(),
+                    record: record.clone(),
+                },
+                ErrorKind::MstMismatch,
+            ),
+            (
+                "delete of an absent path",
+                Write::Delete {
+                    path: "fm.plyr.track/3kzzzzzzzzzz2".to_owned(),
+                },
+                ErrorKind::MstMismatch,
+            ),
+            (
+                "record with a float",
+                Write::Create {
+                    path: "fm.plyr.track/3kbbbbbbbbbb2".to_owned(),
+                    record: serde_json::json!({"duration": 1.5}),
+                },
+                ErrorKind::InvalidDataModel,
+            ),
+        ];
+        for (name, write, kind) in table {
+            let mut repo = RepoBuilder::new("did:plc:builder", [0x33; 32]).expect("builder");
+            repo.commit(
+                &[Write::Create {
+                    path: path.clone(),
+                    record: record.clone(),
+                }],
+                "t",
+            )
+            .expect("first commit");
+            let err = repo.commit(&[write], "t").expect_err(name);
+            let got = match &err {
+                BuildError::Mst(e) => e.kind(),
+                BuildError::Record { source, .. } => source.kind(),
+                BuildError::InvalidSecret => panic!("{name}: {err}"),
+            };
+            assert_eq!(got, kind, "{name}: {err}");
+        }
+        let zero = RepoBuilder::new("did:plc:builder", [0; 32]).err();
+        assert!(matches!(zero, Some(BuildError::InvalidSecret)));
+    }
+
+    #[test]
+    fn revisions_are_increasing_tids() {
+        let mut repo = RepoBuilder::new("did:plc:builder", [0x33; 32]).expect("builder");
+        let mut last = String::new();
+        for i in 0..5 {
+            let write = Write::Create {
+                path: format!("fm.plyr.track/3k{i:011}"),
+                record: serde_json::json!({"$type": "fm.plyr.track"}),
+            };
+            repo.commit(&[write], "t").expect("commit");
+            let rev = repo.rev().expect("rev").to_owned();
+            assert_eq!(rev.len(), 13);
+            assert!(
+                rev.starts_with(|c: char| "234567abcdefghij".contains(c)),
+                "{rev}"
+            );
+            assert!(rev > last, "{rev} after {last}");
+            last = rev;
+        }
     }
 }
