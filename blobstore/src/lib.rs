@@ -1,4 +1,46 @@
-//! Content-addressed blob storage for audio and cover art, keyed by CIDv1 (raw, sha2-256).
+//! Content-addressed blob storage for plyr.fm audio and cover art, keyed by CIDv1 (raw codec,
+//! sha2-256): the same CID a PDS gives a blob, so a record's `audioBlob.ref` can be checked
+//! against our copy.
 //!
-//! This crate is a placeholder in the workspace layout: the blob service (local folder and
-//! S3 backends, streaming uploads, mirroring and garbage collection) is tracked by issue #5.
+//! Data flow: an upload body (a stream of byte chunks) goes to [`BlobStore::put_stream`], which
+//! hashes each chunk with a [`CidHasher`] while a [`BlobBackend`] writes it to a temp object
+//! ([`TempUpload`]). When the body ends within the limits, the temp object is promoted to its
+//! final key, [`BlobKey::Blob`]; content already stored is not written twice. Reads go through
+//! [`BlobStore::get_range`] and come back as a stream. Two backends: [`FsBackend`] (a local
+//! folder, the default) and [`S3Backend`] (S3, R2 and other S3-compatible stores).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bytes::Bytes;
+//! use plyr_blobstore::{BlobStore, FsBackend, PutLimits};
+//!
+//! let store = BlobStore::new(FsBackend::open("./data/blobs").await?);
+//! let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from("hello world"))]);
+//! let stored = store.put_stream(body, PutLimits::default()).await?;
+//! assert_eq!(
+//!     stored.cid.to_string(),
+//!     "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+//! );
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod cid;
+mod error;
+mod fs;
+mod key;
+mod range;
+mod s3;
+mod store;
+
+pub use backend::{
+    BlobBackend, BlobRead, ByteChunks, ListScope, ListedObject, ObjectMeta, Promotion, TempUpload,
+};
+pub use cid::{BlobCid, CidHasher, CidParseError};
+pub use error::{BoxError, PutError, PutErrorKind, StoreError, StoreErrorKind};
+pub use fs::{DEFAULT_BLOB_DIR, FsBackend};
+pub use key::{BlobKey, KeyError, RenditionName};
+pub use range::ByteRange;
+pub use s3::{S3Backend, S3Config};
+pub use store::{BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PutLimits, StoredBlob, StoredRendition};

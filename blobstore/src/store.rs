@@ -1,0 +1,252 @@
+//! `BlobStore`: streams uploads into a backend while hashing them, enforces limits, and
+//! promotes the temp object under its CID only once the whole body has arrived.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+
+use crate::backend::{
+    BlobBackend, BlobRead, ListScope, ListedObject, ObjectMeta, Promotion, TempUpload,
+};
+use crate::cid::{BlobCid, CidHasher};
+use crate::error::{BoxError, PutError, StoreError};
+use crate::key::{BlobKey, RenditionName};
+use crate::range::ByteRange;
+
+/// Default upload cap: 2 GiB. The lexicon's 100 MiB is a PDS blob limit; lossless originals
+/// are larger.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 << 30;
+
+/// Limits and expectations for one upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutLimits {
+    /// Largest accepted body in bytes; one byte more fails with [`PutError::TooLarge`].
+    pub max_bytes: u64,
+    /// The CID the bytes must hash to (a mirrored `audioBlob.ref`); a mismatch stores nothing.
+    pub expected: Option<BlobCid>,
+}
+
+impl Default for PutLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            expected: None,
+        }
+    }
+}
+
+impl PutLimits {
+    /// Limits with the given byte cap and no expected CID.
+    pub fn max_bytes(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            expected: None,
+        }
+    }
+
+    /// The same limits, also requiring the bytes to hash to `cid`.
+    pub fn expecting(self, cid: BlobCid) -> Self {
+        Self {
+            expected: Some(cid),
+            ..self
+        }
+    }
+}
+
+/// A blob that is now stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Its content address.
+    pub cid: BlobCid,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether this upload wrote it or it was already there.
+    pub promotion: Promotion,
+}
+
+/// A rendition that is now stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRendition {
+    /// Where it is stored (derived from the source CID).
+    pub key: BlobKey,
+    /// The CID of the rendition's own bytes, usable as an `ETag`.
+    pub cid: BlobCid,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Content-addressed storage over a [`BlobBackend`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    backend: Arc<dyn BlobBackend>,
+}
+
+impl BlobStore {
+    /// A store over `backend`.
+    pub fn new(backend: impl BlobBackend + 'static) -> Self {
+        Self {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// A store over a shared backend.
+    pub fn from_arc(backend: Arc<dyn BlobBackend>) -> Self {
+        Self { backend }
+    }
+
+    /// The backend, for operations the store does not wrap.
+    pub fn backend(&self) -> &dyn BlobBackend {
+        self.backend.as_ref()
+    }
+
+    /// Stores `body` under the CID of its bytes, in constant memory. An upload of content that
+    /// is already stored writes no second copy. On any error the temp object is removed.
+    #[tracing::instrument(skip_all, fields(max_bytes = limits.max_bytes))]
+    pub async fn put_stream<S, E>(&self, body: S, limits: PutLimits) -> Result<StoredBlob, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let (temp, cid, size) = self.receive(body, limits).await?;
+        let promotion = temp.promote(BlobKey::Blob(cid)).await?;
+        tracing::debug!(%cid, size, ?promotion, "blob stored");
+        Ok(StoredBlob {
+            cid,
+            size,
+            promotion,
+        })
+    }
+
+    /// Stores (or replaces) the rendition `name` of `source`, e.g. a web transcode.
+    #[tracing::instrument(skip_all, fields(%source, %name))]
+    pub async fn put_rendition<S, E>(
+        &self,
+        source: BlobCid,
+        name: RenditionName,
+        body: S,
+        limits: PutLimits,
+    ) -> Result<StoredRendition, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let (temp, cid, size) = self.receive(body, limits).await?;
+        let key = BlobKey::rendition(source, name);
+        temp.promote(key.clone()).await?;
+        Ok(StoredRendition { key, cid, size })
+    }
+
+    /// Streams `body` into a temp object, hashing as it goes; checks the limits.
+    async fn receive<S, E>(
+        &self,
+        body: S,
+        limits: PutLimits,
+    ) -> Result<(Box<dyn TempUpload>, BlobCid, u64), PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let mut temp = self.backend.begin().await?;
+        let mut hasher = CidHasher::new();
+        if let Err(e) = feed(temp.as_mut(), &mut hasher, body, limits.max_bytes).await {
+            discard(temp).await;
+            return Err(e);
+        }
+        let size = hasher.len();
+        let cid = hasher.finish();
+        if let Some(expected) = limits.expected.filter(|expected| *expected != cid) {
+            discard(temp).await;
+            return Err(PutError::CidMismatch {
+                expected,
+                actual: cid,
+            });
+        }
+        Ok((temp, cid, size))
+    }
+
+    /// Reads an object, or `range` of it; `Ok(None)` when absent. An unsatisfiable range is
+    /// [`StoreError::RangeNotSatisfiable`].
+    pub async fn get_range(
+        &self,
+        key: impl Into<BlobKey>,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobRead>, StoreError> {
+        self.backend.get(&key.into(), range).await
+    }
+
+    /// Size and modification time, or `None` when absent.
+    pub async fn head(&self, key: impl Into<BlobKey>) -> Result<Option<ObjectMeta>, StoreError> {
+        self.backend.head(&key.into()).await
+    }
+
+    /// Whether the object is stored.
+    pub async fn exists(&self, key: impl Into<BlobKey>) -> Result<bool, StoreError> {
+        Ok(self.head(key).await?.is_some())
+    }
+
+    /// Removes an object; removing an absent one succeeds. Reference counting is the caller's
+    /// job: this deletes unconditionally.
+    pub async fn delete(&self, key: impl Into<BlobKey>) -> Result<(), StoreError> {
+        self.backend.delete(&key.into()).await
+    }
+
+    /// Every stored object in `scope`.
+    pub fn list(&self, scope: ListScope) -> BoxStream<'_, Result<ListedObject, StoreError>> {
+        self.backend.list(scope)
+    }
+
+    /// Removes temp objects older than `older_than` left by interrupted uploads.
+    pub async fn sweep_temp(&self, older_than: SystemTime) -> Result<u64, StoreError> {
+        self.backend.sweep_temp(older_than).await
+    }
+
+    /// A URL valid for `ttl` that serves the object directly (with `content_type` where the
+    /// backend can set it), when the backend has one: the target of a redirect.
+    pub async fn presign_get(
+        &self,
+        key: impl Into<BlobKey>,
+        ttl: Duration,
+        content_type: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        self.backend
+            .presign_get(&key.into(), ttl, content_type)
+            .await
+    }
+}
+
+/// Copies `body` into `temp`, hashing each chunk, stopping at the first byte over `max_bytes`.
+async fn feed<S, E>(
+    temp: &mut dyn TempUpload,
+    hasher: &mut CidHasher,
+    body: S,
+    max_bytes: u64,
+) -> Result<(), PutError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| PutError::Body {
+            received: hasher.len(),
+            source: e.into(),
+        })?;
+        let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        if hasher.len().saturating_add(len) > max_bytes {
+            return Err(PutError::TooLarge { limit: max_bytes });
+        }
+        hasher.update(&chunk);
+        temp.write(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Aborts a temp upload after a failure; the upload's own error is what the caller reports.
+async fn discard(temp: Box<dyn TempUpload>) {
+    if let Err(e) = temp.abort().await {
+        tracing::warn!(error = %e, "could not discard temp upload; sweep_temp will retry");
+    }
+}
