@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::TryStreamExt;
-use plyr_blobstore::{BlobCid, BlobStore, ByteRange, PutLimits};
+use plyr_blobstore::{BlobCid, BlobStore, ByteRange, CidHasher, PutLimits};
 use tokio_util::io::ReaderStream;
 
 use crate::harness::{Env, Kind};
@@ -76,6 +76,23 @@ async fn run() -> anyhow::Result<()> {
         rss_growth: None,
         exact: true,
     }];
+
+    let started = Instant::now();
+    let mut hasher = CidHasher::new();
+    let mut chunks = ReaderStream::with_capacity(tokio::fs::File::open(&file).await?, CHUNK);
+    while let Some(chunk) = chunks.try_next().await? {
+        hasher.update(&chunk);
+    }
+    let hashed = hasher.finish();
+    rows.push(Row {
+        name: "read + CidHasher only",
+        seconds: started.elapsed().as_secs_f64(),
+        rss_growth: None,
+        exact: true,
+    });
+    if hex(&hashed) != sha_hex {
+        bail!("CidHasher {hashed} disagrees with sha256sum {sha_hex}");
+    }
 
     let mut failures = Vec::new();
     let mut latencies = Vec::new();

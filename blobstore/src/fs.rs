@@ -108,8 +108,8 @@ impl BlobBackend for FsBackend {
             let upload: Box<dyn TempUpload> = Box::new(FsTemp {
                 layout: Arc::clone(&self.layout),
                 path,
-                file: Some(file),
-                buf: BytesMut::new(),
+                file: FileState::Idle(file),
+                buf: BytesMut::with_capacity(WRITE_BUFFER),
                 finished: false,
             });
             Ok(upload)
@@ -241,42 +241,58 @@ impl BlobBackend for FsBackend {
 struct FsTemp {
     layout: Arc<Layout>,
     path: PathBuf,
-    /// `None` only while a blocking write holds it.
-    file: Option<std::fs::File>,
+    file: FileState,
     buf: BytesMut,
     /// Promoted or aborted: nothing left for `Drop` to clean.
     finished: bool,
 }
 
+/// Writes are pipelined: one buffer is written on the blocking pool while the next fills, so
+/// hashing and receiving overlap the disk. Memory: two `WRITE_BUFFER`s.
+enum FileState {
+    Idle(std::fs::File),
+    Writing(tokio::task::JoinHandle<(std::fs::File, io::Result<()>)>),
+    /// A write task panicked and took the file with it.
+    Lost,
+}
+
 impl FsTemp {
-    /// Writes `data` on the blocking pool, lending it the file.
+    /// Waits for the write in flight, if any, and takes the file back.
+    async fn reclaim(&mut self) -> Result<std::fs::File, StoreError> {
+        match std::mem::replace(&mut self.file, FileState::Lost) {
+            FileState::Idle(file) => Ok(file),
+            FileState::Writing(task) => {
+                let (file, written) = task
+                    .await
+                    .map_err(|e| StoreError::io("write", &self.path, io::Error::other(e)))?;
+                written.map_err(|e| StoreError::io("write", &self.path, e))?;
+                Ok(file)
+            }
+            FileState::Lost => Err(StoreError::io("write", &self.path, lost_file())),
+        }
+    }
+
+    /// Starts writing `data` once the previous write has finished.
     async fn write_out(&mut self, data: Bytes) -> Result<(), StoreError> {
-        let Some(mut file) = self.file.take() else {
-            return Err(StoreError::io("write", &self.path, lost_file()));
-        };
-        let (file, written) = blocking(move || {
+        let mut file = self.reclaim().await?;
+        self.file = FileState::Writing(tokio::task::spawn_blocking(move || {
             let written = file.write_all(&data);
             (file, written)
-        })
-        .await
-        .map_err(|e| StoreError::io("write", &self.path, e))?;
-        self.file = Some(file);
-        written.map_err(|e| StoreError::io("write", &self.path, e))
+        }));
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), StoreError> {
         if !self.buf.is_empty() {
-            let data = self.buf.split().freeze();
-            self.write_out(data).await?;
+            let data = std::mem::replace(&mut self.buf, BytesMut::with_capacity(WRITE_BUFFER));
+            self.write_out(data.freeze()).await?;
         }
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>, key: BlobKey) -> Result<Promotion, StoreError> {
         self.flush().await?;
-        let Some(file) = self.file.take() else {
-            return Err(StoreError::io("sync", &self.path, lost_file()));
-        };
+        let file = self.reclaim().await?;
         let tmp = self.path.clone();
         let dest = self.layout.path(&key);
         let keep_existing = key.is_content_addressed();
@@ -310,7 +326,9 @@ impl TempUpload for FsTemp {
 
     fn abort(mut self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
         Box::pin(async move {
-            self.file = None;
+            // Let a write in flight finish so the file is closed before it is unlinked; its
+            // error no longer matters.
+            let _ = self.reclaim().await;
             let result = match tokio::fs::remove_file(&self.path).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -328,7 +346,7 @@ impl Drop for FsTemp {
             return;
         }
         // A cancelled or failed upload: unlinking is one quick syscall, so it is done here
-        // rather than left for the sweep.
+        // rather than left for the sweep. A write still in flight ends on the unlinked file.
         match std::fs::remove_file(&self.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -357,7 +375,13 @@ fn place(
     file.sync_all().map_err(fail("sync", tmp))?;
     drop(file);
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail("create directory", dir))?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(fail("create directory", dir))?;
+        // New shard folders must survive a crash too: sync the folders that gained entries.
+        for created in dir.ancestors().skip(1).take(2) {
+            sync_dir(created).map_err(fail("sync directory", created))?;
+        }
+    }
     let promotion = if keep_existing {
         match std::fs::hard_link(tmp, dest) {
             Ok(()) => Promotion::Created,
@@ -384,10 +408,12 @@ fn place(
         Err(e) => return Err(PlaceError("remove", tmp.to_path_buf(), e)),
     }
     // The new directory entry is durable only once its directory is synced.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(fail("sync directory", dir))?;
+    sync_dir(dir).map_err(fail("sync directory", dir))?;
     Ok(promotion)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Runs blocking filesystem work off the async threads. Fails only if the task panicked.
@@ -398,7 +424,7 @@ async fn blocking<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) 
 }
 
 fn lost_file() -> io::Error {
-    io::Error::other("temp file lost by an earlier failed write")
+    io::Error::other("temp file lost by an earlier failed write task")
 }
 
 fn object_meta(meta: &std::fs::Metadata) -> ObjectMeta {

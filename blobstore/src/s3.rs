@@ -72,7 +72,8 @@ pub struct S3Config {
     /// multipart copy. S3 caps `CopyObject` at 5 GiB.
     pub max_single_copy: u64,
     /// If the bucket is public behind a CDN: its base URL; redirects then use
-    /// `<base>/<object key>` instead of a presigned URL.
+    /// `<base>/<object key>` instead of a presigned URL. Objects are stored without a
+    /// `Content-Type`, so the CDN must set one (presigned URLs carry it in the query).
     pub public_base_url: Option<String>,
 }
 
@@ -719,8 +720,15 @@ impl S3Temp {
         if self.multipart.is_none() {
             return put_small(&inner, &dest, self.buf.split().freeze(), keep_existing).await;
         }
-        if !self.buf.is_empty() {
-            self.send_part().await?;
+        if !self.buf.is_empty()
+            && let Err(e) = self.send_part().await
+        {
+            if let Some(multipart) = self.multipart.take() {
+                inner
+                    .abort_multipart(&self.tmp_key, &multipart.upload_id)
+                    .await;
+            }
+            return Err(e);
         }
         let Some(Multipart { upload_id, parts }) = self.multipart.take() else {
             return Err(StoreError::Config("multipart upload state lost".to_owned()));
