@@ -2,7 +2,7 @@
 //! (validation happens here), and [`plan`] turns a batch of items into ordered segments with one
 //! operation per record URI, the skip tallies and the cursor the batch covers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use plyr_lexicons::syntax::{validate_cid, validate_did, validate_tid};
 use plyr_lexicons::{Namespace, RecordKind};
@@ -302,8 +302,13 @@ fn classify_account(did: String, active: bool, status: Option<String>) -> Item {
 /// A batch, ready for one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Plan {
-    /// In stream order; each segment applies after the ones before it.
+    /// Applied in order. Per DID they keep stream order; across DIDs, commits may move ahead
+    /// of another DID's account change, since neither affects the other's rows and track
+    /// counts are recounted from the final rows.
     pub segments: Vec<Segment>,
+    /// Handle changes, the last per DID, applied after the segments (a handle touches no
+    /// record, so only its order against other handles of the same DID matters).
+    pub identities: Vec<IdentityChange>,
     /// Skips by reason.
     pub skips: BTreeMap<&'static str, SkipTally>,
     /// The greatest `time_us` in the batch: where the stream resumes.
@@ -312,13 +317,11 @@ pub(crate) struct Plan {
     pub events: usize,
 }
 
-/// A run of events of one family, in stream order.
+/// A run of commits or of account changes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Segment {
     /// Record writes and deletes: one per URI (the greatest rev).
     Commits(Vec<CommitOp>),
-    /// Handle changes: one per DID (the last).
-    Identities(Vec<IdentityChange>),
     /// Status changes, all of them, in order.
     Accounts(Vec<AccountChange>),
 }
@@ -342,97 +345,96 @@ impl Plan {
     }
 }
 
-/// Groups a batch into segments, keeping one commit per URI within a run of commits (the
-/// greatest rev; the first of equals) and one identity per DID within a run of identities.
+/// Groups a batch for the store. Commits gather in one segment, one per URI (the greatest
+/// rev; the first of equals), until a commit comes from a DID with an account change pending
+/// after that segment: then a new commit segment starts after the account changes. Account
+/// events are rare next to commits, so a batch is usually one or three segments.
 pub(crate) fn plan(items: Vec<Classified>) -> Plan {
     let mut plan = Plan {
         events: items.len(),
         ..Plan::default()
     };
-    let mut by_uri: HashMap<String, usize> = HashMap::new();
-    let mut by_did: HashMap<String, usize> = HashMap::new();
+    let mut builder = Builder::default();
     for Classified { time_us, item } in items {
         if let Some(t) = time_us {
             plan.cursor = Some(plan.cursor.map_or(t, |c| c.max(t)));
         }
         match item {
             Item::Skip(skip) => plan.add_skip(skip),
-            Item::Commit(op) => {
-                let Some(Segment::Commits(ops)) = open(&mut plan.segments, Family::Commits) else {
-                    continue;
-                };
-                if ops.is_empty() {
-                    by_uri.clear();
-                }
-                match by_uri.get(&op.uri) {
-                    Some(&i) => {
-                        if let Some(kept) = ops.get_mut(i)
-                            && op.rev > kept.rev
-                        {
-                            *kept = op;
-                        }
-                    }
-                    None => {
-                        by_uri.insert(op.uri.clone(), ops.len());
-                        ops.push(op);
+            Item::Commit(op) => builder.commit(&mut plan.segments, op),
+            Item::Account(change) => builder.account(&mut plan.segments, change),
+            Item::Identity(change) => match builder.identities.get(&change.did) {
+                Some(&i) => {
+                    if let Some(kept) = plan.identities.get_mut(i) {
+                        *kept = change;
                     }
                 }
-            }
-            Item::Identity(change) => {
-                let Some(Segment::Identities(changes)) =
-                    open(&mut plan.segments, Family::Identities)
-                else {
-                    continue;
-                };
-                if changes.is_empty() {
-                    by_did.clear();
+                None => {
+                    builder
+                        .identities
+                        .insert(change.did.clone(), plan.identities.len());
+                    plan.identities.push(change);
                 }
-                match by_did.get(&change.did) {
-                    Some(&i) => {
-                        if let Some(kept) = changes.get_mut(i) {
-                            *kept = change;
-                        }
-                    }
-                    None => {
-                        by_did.insert(change.did.clone(), changes.len());
-                        changes.push(change);
-                    }
-                }
-            }
-            Item::Account(change) => {
-                if let Some(Segment::Accounts(changes)) = open(&mut plan.segments, Family::Accounts)
-                {
-                    changes.push(change);
-                }
-            }
+            },
         }
     }
     plan
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Family {
-    Commits,
-    Identities,
-    Accounts,
+/// Where [`plan`] is putting things.
+#[derive(Default)]
+struct Builder {
+    /// Index of the segment commits go to.
+    commits: Option<usize>,
+    /// Its ops by URI.
+    by_uri: HashMap<String, usize>,
+    /// Index of the account segment after it, and the DIDs in that segment.
+    accounts: Option<usize>,
+    account_dids: HashSet<String>,
+    /// `Plan::identities` by DID.
+    identities: HashMap<String, usize>,
 }
 
-/// The last segment if it is of this family, else a new empty one.
-fn open(segments: &mut Vec<Segment>, family: Family) -> Option<&mut Segment> {
-    let same = matches!(
-        (segments.last(), family),
-        (Some(Segment::Commits(_)), Family::Commits)
-            | (Some(Segment::Identities(_)), Family::Identities)
-            | (Some(Segment::Accounts(_)), Family::Accounts)
-    );
-    if !same {
-        segments.push(match family {
-            Family::Commits => Segment::Commits(Vec::new()),
-            Family::Identities => Segment::Identities(Vec::new()),
-            Family::Accounts => Segment::Accounts(Vec::new()),
-        });
+impl Builder {
+    fn commit(&mut self, segments: &mut Vec<Segment>, op: CommitOp) {
+        if self.commits.is_none() || self.account_dids.contains(&op.did) {
+            segments.push(Segment::Commits(Vec::new()));
+            self.commits = Some(segments.len() - 1);
+            self.by_uri.clear();
+            self.accounts = None;
+            self.account_dids.clear();
+        }
+        let Some(Segment::Commits(ops)) = self.commits.and_then(|i| segments.get_mut(i)) else {
+            return;
+        };
+        match self.by_uri.get(&op.uri) {
+            Some(&i) => {
+                if let Some(kept) = ops.get_mut(i)
+                    && op.rev > kept.rev
+                {
+                    *kept = op;
+                }
+            }
+            None => {
+                self.by_uri.insert(op.uri.clone(), ops.len());
+                ops.push(op);
+            }
+        }
     }
-    segments.last_mut()
+
+    fn account(&mut self, segments: &mut Vec<Segment>, change: AccountChange) {
+        if self.accounts.is_none() {
+            segments.push(Segment::Accounts(Vec::new()));
+            self.accounts = Some(segments.len() - 1);
+            self.account_dids.clear();
+        }
+        // Until the next commit segment opens, commits go before this account segment, except
+        // those by an actor with a change in it.
+        self.account_dids.insert(change.did.clone());
+        if let Some(Segment::Accounts(changes)) = self.accounts.and_then(|i| segments.get_mut(i)) {
+            changes.push(change);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -656,11 +658,15 @@ mod tests {
     }
 
     fn commit(uri: &str, rev: u64) -> Classified {
+        commit_by(ALICE, uri, rev)
+    }
+
+    fn commit_by(did: &str, uri: &str, rev: u64) -> Classified {
         Classified {
             time_us: Some(i64::try_from(rev).unwrap_or(0)),
             item: Item::Commit(CommitOp {
                 uri: uri.into(),
-                did: ALICE.into(),
+                did: did.into(),
                 collection: "fm.plyr.track".into(),
                 rkey: "k".into(),
                 rev: tid(rev),
@@ -698,25 +704,32 @@ mod tests {
         }
     }
 
-    /// (uri, rev) of each commit segment, or a marker for the other families.
+    /// `uri@rev` of each commit, `acct:did=active` of each account change, by segment, then
+    /// `id:did=handle` of the identities as a last group.
     fn shape(plan: &Plan) -> Vec<Vec<String>> {
-        plan.segments
+        let mut shape: Vec<Vec<String>> = plan
+            .segments
             .iter()
             .map(|s| match s {
                 Segment::Commits(ops) => ops
                     .iter()
                     .map(|op| format!("{}@{}", op.uri, op.rev))
                     .collect(),
-                Segment::Identities(c) => c
-                    .iter()
-                    .map(|c| format!("id:{}={:?}", c.did, c.handle))
-                    .collect(),
                 Segment::Accounts(c) => c
                     .iter()
                     .map(|c| format!("acct:{}={}", c.did, c.active))
                     .collect(),
             })
-            .collect()
+            .collect();
+        if !plan.identities.is_empty() {
+            shape.push(
+                plan.identities
+                    .iter()
+                    .map(|c| format!("id:{}={:?}", c.did, c.handle))
+                    .collect(),
+            );
+        }
+        shape
     }
 
     #[test]
@@ -753,17 +766,49 @@ mod tests {
                 ],
                 Some(5),
             ),
-            // Identities: the last per DID in a run.
+            // Another DID's account change does not split the run: Bob's commit joins the
+            // segment before it, and later commits of Alice's go after it.
+            (
+                vec![
+                    commit_by(ALICE, "a", 1),
+                    acct(ALICE, false, 5),
+                    commit_by(BOB, "b", 2),
+                    commit_by(ALICE, "c", 3),
+                    acct(BOB, true, 6),
+                    commit_by(ALICE, "d", 4),
+                    commit_by(BOB, "e", 4),
+                ],
+                vec![
+                    vec![at("a", 1), at("b", 2)],
+                    s(&[&format!("acct:{ALICE}=false")]),
+                    vec![at("c", 3), at("d", 4)],
+                    s(&[&format!("acct:{BOB}=true")]),
+                    vec![at("e", 4)],
+                ],
+                Some(6),
+            ),
+            // A batch that opens with an account change.
+            (
+                vec![acct(BOB, false, 1), commit_by(ALICE, "a", 2)],
+                vec![s(&[&format!("acct:{BOB}=false")]), vec![at("a", 2)]],
+                Some(2),
+            ),
+            // Identities: the last per DID, after everything else, never splitting commits.
             (
                 vec![
                     ident(ALICE, "a.example.com", 1),
+                    commit("a", 1),
                     ident(BOB, "b.example.com", 2),
+                    commit("b", 2),
                     ident(ALICE, "c.example.com", 3),
                 ],
-                vec![s(&[
-                    &format!("id:{ALICE}=Some(\"c.example.com\")"),
-                    &format!("id:{BOB}=Some(\"b.example.com\")"),
-                ])],
+                vec![
+                    vec![at("a", 1), at("b", 2)],
+                    s(&[
+                        &format!("id:{ALICE}=Some(\"c.example.com\")"),
+                        &format!("id:{BOB}=Some(\"b.example.com\")"),
+                    ]),
+                ],
                 Some(3),
             ),
             // Accounts keep every change in order.

@@ -210,3 +210,87 @@ async fn indexes_and_resumes_after_a_disconnect(pool: PgPool) {
 async fn indexes_and_resumes_compressed(pool: PgPool) {
     indexes_and_resumes(pool, true).await;
 }
+
+/// Throughput of the whole pipeline (websocket, decode, validate, fold, store) on a realistic
+/// mix; run with `cargo test --release -p plyr-indexer -- --ignored --nocapture`.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+#[ignore = "measurement, not a check"]
+async fn measure_ingest_throughput(pool: PgPool) {
+    const EVENTS: usize = 200_000;
+    let dids: Vec<String> = (0..2000)
+        .map(|i| format!("did:plc:{}", tid(i).replace('2', "a")))
+        .collect();
+    let mut events = Vec::with_capacity(EVENTS);
+    let mut tracks: Vec<String> = Vec::new();
+    let mut n: u64 = 0;
+    while events.len() < EVENTS {
+        n += 1;
+        let time_us = T0 + i64::try_from(n).unwrap_or(0);
+        let did = &dids[usize::try_from(n % 2000).unwrap_or(0)];
+        let rkey = tid(1_000_000 + n);
+        let rev = tid(n);
+        let event = match n % 10 {
+            0 | 1 => {
+                tracks.push(uri(did, "track", &rkey));
+                track(time_us, did, &rkey, &rev, "A track title")
+            }
+            2 => write(
+                time_us,
+                did,
+                "fm.plyr.comment",
+                &rkey,
+                &rev,
+                CID,
+                comment_record(
+                    &tracks[usize::try_from(n).unwrap_or(0) % tracks.len()],
+                    "so good",
+                ),
+            ),
+            9 if n % 100 == 9 => identity(time_us, did, Some("someone.example.com")),
+            _ => like(
+                time_us,
+                did,
+                &rkey,
+                &rev,
+                &tracks[usize::try_from(n * 7919).unwrap_or(0) % tracks.len()],
+            ),
+        };
+        events.push(event);
+    }
+    let last = T0 + i64::try_from(n).unwrap_or(0);
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let done = CancellationToken::new();
+    let server_done = done.clone();
+    let server = tokio::spawn(async move {
+        let (mut ws, _) = accept(&listener).await;
+        for event in events {
+            ws.feed(Message::Text(event.into())).await.expect("feed");
+        }
+        ws.flush().await.expect("flush");
+        server_done.cancelled().await;
+    });
+    let shutdown = CancellationToken::new();
+    let config = JetstreamConfig {
+        url: format!("ws://{addr}/subscribe").parse().expect("url"),
+        namespace: Namespace::new("fm.plyr").expect("namespace"),
+        compress: false,
+        cursor_source: SOURCE.into(),
+    };
+    let started = std::time::Instant::now();
+    let indexer = tokio::spawn(run(pool.clone(), config, shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while !cursor_is(&pool, last).await {
+        assert!(tokio::time::Instant::now() < deadline, "too slow");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let per_second = u128::try_from(EVENTS).unwrap_or(0) * 1000 / elapsed.as_millis().max(1);
+    tracing::info!(?elapsed, per_second, "ingested");
+    eprintln!("ingested {EVENTS} events in {elapsed:?}: {per_second} events/s");
+    shutdown.cancel();
+    let _ = indexer.await;
+    done.cancel();
+    let _ = server.await;
+}

@@ -124,9 +124,9 @@ async fn apply_piecewise(
         skips: plan.skips.clone(),
         cursor: plan.cursor,
         events: plan.events,
-        segments: Vec::new(),
+        ..Plan::default()
     };
-    for piece in singletons(plan.segments.clone()) {
+    for piece in singletons(plan) {
         let (uri_or_did, piece) = piece;
         match apply_with_retry(pool, source, &piece, shutdown).await {
             Ok(Some(applied)) => written += applied.written,
@@ -146,9 +146,9 @@ async fn apply_piecewise(
     }
 }
 
-/// Splits segments into one-operation plans (without cursor or skips), each named by the
-/// record URI or DID it touches.
-fn singletons(segments: Vec<Segment>) -> Vec<(String, Plan)> {
+/// Splits a plan into one-operation plans (without cursor or skips), each named by the record
+/// URI or DID it touches, in the order the plan applies them.
+fn singletons(plan: &Plan) -> Vec<(String, Plan)> {
     let one = |name: String, segment: Segment| {
         (
             name,
@@ -159,16 +159,11 @@ fn singletons(segments: Vec<Segment>) -> Vec<(String, Plan)> {
         )
     };
     let mut pieces = Vec::new();
-    for segment in segments {
+    for segment in plan.segments.iter().cloned() {
         match segment {
             Segment::Commits(ops) => pieces.extend(
                 ops.into_iter()
                     .map(|op| one(op.uri.clone(), Segment::Commits(vec![op]))),
-            ),
-            Segment::Identities(changes) => pieces.extend(
-                changes
-                    .into_iter()
-                    .map(|c| one(c.did.clone(), Segment::Identities(vec![c]))),
             ),
             Segment::Accounts(changes) => pieces.extend(
                 changes
@@ -177,6 +172,15 @@ fn singletons(segments: Vec<Segment>) -> Vec<(String, Plan)> {
             ),
         }
     }
+    pieces.extend(plan.identities.iter().map(|c| {
+        (
+            c.did.clone(),
+            Plan {
+                identities: vec![c.clone()],
+                ..Plan::default()
+            },
+        )
+    }));
     pieces
 }
 
