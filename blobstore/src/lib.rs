@@ -42,5 +42,5 @@ pub use error::{BoxError, PutError, PutErrorKind, StoreError, StoreErrorKind};
 pub use fs::{DEFAULT_BLOB_DIR, FsBackend};
 pub use key::{BlobKey, KeyError, RenditionName};
 pub use range::ByteRange;
-pub use s3::{S3Backend, S3Config};
+pub use s3::{DEFAULT_PART_SIZE, S3Backend, S3Config};
 pub use store::{BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PutLimits, StoredBlob, StoredRendition};

@@ -40,13 +40,14 @@ use crate::error::StoreError;
 use crate::key::BlobKey;
 use crate::range::ByteRange;
 
-/// S3's smallest part (except the last) and largest single part or single `CopyObject`.
+/// S3's smallest part (except the last).
 const MIN_PART: usize = 5 << 20;
+/// S3's largest part, and largest single `CopyObject`.
 const MAX_PART: usize = 5 << 30;
 /// S3's limit on parts in one multipart upload.
 const MAX_PARTS: usize = 10_000;
-/// Default upload part: what the 1 GiB constant-memory budget allows (about two parts are
-/// alive at once), and 78 GiB at S3's 10,000-part limit.
+/// Default upload part. About two parts are in memory per upload (16 MiB), and S3's
+/// 10,000-part limit then allows objects up to 78 GiB.
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 /// Part of a multipart server-side copy (objects over `max_single_copy`).
 const COPY_PART: u64 = 1 << 30;
@@ -92,7 +93,7 @@ impl S3Config {
             secret_access_key: secret_access_key.into(),
             force_path_style: true,
             part_size: DEFAULT_PART_SIZE,
-            max_single_copy: 5 << 30,
+            max_single_copy: MAX_PART as u64,
             public_base_url: None,
         }
     }
@@ -141,6 +142,13 @@ impl S3Backend {
             return Err(StoreError::Config(format!(
                 "s3 part size {} outside {MIN_PART}..={MAX_PART}",
                 config.part_size
+            )));
+        }
+        let copy_limit = MIN_PART as u64..=MAX_PART as u64;
+        if !copy_limit.contains(&config.max_single_copy) {
+            return Err(StoreError::Config(format!(
+                "s3 single-copy limit {} outside {copy_limit:?}",
+                config.max_single_copy
             )));
         }
         if config.bucket.is_empty() {
@@ -229,6 +237,56 @@ impl Inner {
         Ok(())
     }
 
+    async fn start_multipart(&self, key: &str) -> Result<Multipart, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateMultipartUpload", key, e))?;
+        let upload_id =
+            out.upload_id()
+                .map(str::to_owned)
+                .ok_or_else(|| StoreError::UnexpectedResponse {
+                    op: "CreateMultipartUpload",
+                    key: key.to_owned(),
+                    detail: "no upload id".to_owned(),
+                })?;
+        Ok(Multipart {
+            upload_id,
+            parts: Vec::new(),
+        })
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        multipart: &mut Multipart,
+        data: Bytes,
+    ) -> Result<(), StoreError> {
+        let number = part_number(multipart.parts.len(), key)?;
+        let length = i64::try_from(data.len()).unwrap_or(i64::MAX);
+        let out = self
+            .client
+            .upload_part()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&multipart.upload_id)
+            .part_number(number)
+            .content_length(length)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| sdk_error("UploadPart", key, e))?;
+        let etag = out.e_tag().map(str::to_owned);
+        multipart
+            .parts
+            .push(completed_part(number, etag, "UploadPart", key)?);
+        Ok(())
+    }
+
     /// Server-side copy of the completed temp object `from` (of `size` bytes) to `to`.
     async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), StoreError> {
         let source = format!("{}/{from}", self.bucket());
@@ -243,21 +301,7 @@ impl Inner {
                 .map_err(|e| sdk_error("CopyObject", to, e))?;
             return Ok(());
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(self.bucket())
-            .key(to)
-            .send()
-            .await
-            .map_err(|e| sdk_error("CreateMultipartUpload", to, e))?;
-        let upload_id = upload.upload_id().map(str::to_owned).ok_or_else(|| {
-            StoreError::UnexpectedResponse {
-                op: "CreateMultipartUpload",
-                key: to.to_owned(),
-                detail: "no upload id".to_owned(),
-            }
-        })?;
+        let Multipart { upload_id, .. } = self.start_multipart(to).await?;
         let copied = self.copy_parts(&source, to, &upload_id, size).await;
         let parts = match copied {
             Ok(parts) => parts,
@@ -276,7 +320,8 @@ impl Inner {
         upload_id: &str,
         size: u64,
     ) -> Result<Vec<CompletedPart>, StoreError> {
-        let copy_part = COPY_PART.min(self.config.max_single_copy).max(1);
+        // At least MIN_PART: `new` checked `max_single_copy`.
+        let copy_part = COPY_PART.min(self.config.max_single_copy);
         let mut parts = Vec::new();
         let mut start = 0;
         while start < size {
@@ -660,80 +705,38 @@ impl S3Temp {
         self.inner.config.part_size
     }
 
-    /// Sends the buffered bytes as the next part, starting the multipart upload if needed.
+    /// Sends the full buffer as the next part, starting the multipart upload at the first.
     async fn send_part(&mut self) -> Result<(), StoreError> {
         let fresh = BytesMut::with_capacity(self.part_size());
         let data = std::mem::replace(&mut self.buf, fresh).freeze();
-        let inner = Arc::clone(&self.inner);
-        let key = self.tmp_key.as_str();
-        if self.multipart.is_none() {
-            let out = inner
-                .client
-                .create_multipart_upload()
-                .bucket(inner.bucket())
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| sdk_error("CreateMultipartUpload", key, e))?;
-            let upload_id = out.upload_id().map(str::to_owned).ok_or_else(|| {
-                StoreError::UnexpectedResponse {
-                    op: "CreateMultipartUpload",
-                    key: key.to_owned(),
-                    detail: "no upload id".to_owned(),
-                }
-            })?;
-            self.multipart = Some(Multipart {
-                upload_id,
-                parts: Vec::new(),
-            });
-        }
-        let Some(multipart) = self.multipart.as_mut() else {
-            return Err(StoreError::Config("multipart upload state lost".to_owned()));
+        let multipart = match self.multipart.as_mut() {
+            Some(multipart) => multipart,
+            None => {
+                let started = self.inner.start_multipart(&self.tmp_key).await?;
+                self.multipart.insert(started)
+            }
         };
-        let number = part_number(multipart.parts.len(), key)?;
-        let length = i64::try_from(data.len()).unwrap_or(i64::MAX);
-        let out = inner
-            .client
-            .upload_part()
-            .bucket(inner.bucket())
-            .key(key)
-            .upload_id(&multipart.upload_id)
-            .part_number(number)
-            .content_length(length)
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| sdk_error("UploadPart", key, e))?;
-        multipart.parts.push(completed_part(
-            number,
-            out.e_tag().map(str::to_owned),
-            "UploadPart",
-            key,
-        )?);
-        Ok(())
+        self.inner.upload_part(&self.tmp_key, multipart, data).await
     }
 
     async fn finish(mut self: Box<Self>, key: BlobKey) -> Result<Promotion, StoreError> {
         let inner = Arc::clone(&self.inner);
         let dest = S3Backend::object_key(&key);
         let keep_existing = key.is_content_addressed();
-        if self.multipart.is_none() {
-            return put_small(&inner, &dest, self.buf.split().freeze(), keep_existing).await;
+        let tmp = self.tmp_key.clone();
+        let last = self.buf.split().freeze();
+        let Some(mut multipart) = self.multipart.take() else {
+            return put_small(&inner, &dest, last, keep_existing).await;
+        };
+        let mut sent = Ok(());
+        if !last.is_empty() {
+            sent = inner.upload_part(&tmp, &mut multipart, last).await;
         }
-        if !self.buf.is_empty()
-            && let Err(e) = self.send_part().await
-        {
-            if let Some(multipart) = self.multipart.take() {
-                inner
-                    .abort_multipart(&self.tmp_key, &multipart.upload_id)
-                    .await;
-            }
+        let Multipart { upload_id, parts } = multipart;
+        if let Err(e) = sent {
+            inner.abort_multipart(&tmp, &upload_id).await;
             return Err(e);
         }
-        let Some(Multipart { upload_id, parts }) = self.multipart.take() else {
-            return Err(StoreError::Config("multipart upload state lost".to_owned()));
-        };
-        let tmp = self.tmp_key.clone();
         if let Err(e) = inner.complete(&tmp, &upload_id, parts).await {
             inner.abort_multipart(&tmp, &upload_id).await;
             return Err(e);
@@ -990,10 +993,32 @@ mod tests {
 
     #[test]
     fn config_is_checked_and_secret_hidden() {
-        let mut config = S3Config::new("bucket", "AK", "very-secret");
-        assert!(!format!("{config:?}").contains("very-secret"));
-        config.part_size = MIN_PART - 1;
-        let refused = S3Backend::new(config).map(|_| ()).map_err(|e| e.kind());
-        assert_eq!(refused, Err(crate::StoreErrorKind::Config));
+        let base = S3Config::new("bucket", "AK", "very-secret");
+        assert!(!format!("{base:?}").contains("very-secret"));
+        type Tweak = fn(&mut S3Config);
+        let cases: [(&str, Tweak, bool); 7] = [
+            ("defaults", |_| {}, true),
+            ("smallest part", |c| c.part_size = MIN_PART, true),
+            ("part too small", |c| c.part_size = MIN_PART - 1, false),
+            ("part too large", |c| c.part_size = MAX_PART + 1, false),
+            ("copy limit too small", |c| c.max_single_copy = 1, false),
+            (
+                "copy limit too large",
+                |c| c.max_single_copy = 6 << 30,
+                false,
+            ),
+            ("no bucket", |c| c.bucket.clear(), false),
+        ];
+        for (name, tweak, ok) in cases {
+            let mut config = base.clone();
+            tweak(&mut config);
+            let built = S3Backend::new(config).map(|_| ()).map_err(|e| e.kind());
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(crate::StoreErrorKind::Config)
+            };
+            assert_eq!(built, want, "{name}");
+        }
     }
 }
