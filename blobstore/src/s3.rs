@@ -770,18 +770,36 @@ async fn put_small(
             .body(ByteStream::from(data.clone()))
             .send()
     };
-    match put(keep_existing).await {
-        Ok(_) => Ok(Promotion::Created),
-        Err(e) if e.code() == Some("PreconditionFailed") || status(&e) == Some(412) => {
-            Ok(Promotion::AlreadyPresent)
-        }
-        // A store without conditional writes: identical bytes make an overwrite harmless.
-        Err(e) if keep_existing && e.code() == Some("NotImplemented") => match put(false).await {
+    let mut conflicts = 0;
+    loop {
+        return match put(keep_existing).await {
             Ok(_) => Ok(Promotion::Created),
+            Err(e) if e.code() == Some("PreconditionFailed") || status(&e) == Some(412) => {
+                Ok(Promotion::AlreadyPresent)
+            }
+            // AWS: another conditional write of this key is in flight. Ask again once it ends.
+            Err(e) if e.code() == Some("ConditionalRequestConflict") && conflicts < 3 => {
+                conflicts += 1;
+                continue;
+            }
+            // A store without conditional writes: identical bytes make an overwrite harmless.
+            Err(e) if keep_existing && conditional_unsupported(&e) => match put(false).await {
+                Ok(_) => Ok(Promotion::Created),
+                Err(e) => Err(sdk_error("PutObject", dest, e)),
+            },
             Err(e) => Err(sdk_error("PutObject", dest, e)),
-        },
-        Err(e) => Err(sdk_error("PutObject", dest, e)),
+        };
     }
+}
+
+/// Whether a store refused `If-None-Match` itself rather than the request.
+fn conditional_unsupported<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    matches!(
+        e.code(),
+        Some("NotImplemented" | "InvalidArgument" | "InvalidRequest")
+    ) || status(e) == Some(501)
 }
 
 /// Copies the completed temp object to `dest` unless a content-addressed copy exists.

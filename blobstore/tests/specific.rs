@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use plyr_blobstore::{BlobCid, BlobKey, ListScope, PutErrorKind, PutLimits, StoreErrorKind};
 
 use crate::harness::{BUCKET, Env, Kind, PART, body, collect, http_get, payload};
@@ -194,4 +194,30 @@ async fn s3_dead_server_is_a_remote_error() -> anyhow::Result<()> {
         .expect_err("server is gone");
     assert_eq!(head.kind(), StoreErrorKind::Remote);
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_cancelled_put_leaves_no_temp_file() -> anyhow::Result<()> {
+    let env = Env::new(Kind::Fs).await?;
+    let (reached, mut reached_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let chunks = payload(3 << 20, 7);
+    // Three chunks, then a signal once they were consumed, then a client that never finishes.
+    let body = body(&chunks, 1 << 20).chain(futures_util::stream::once(async move {
+        let _ = reached.send(()).await;
+        futures_util::future::pending::<Result<bytes::Bytes, std::io::Error>>().await
+    }));
+    let put = env.store.put_stream(body, PutLimits::default());
+    tokio::select! {
+        result = put => panic!("a body that never ends cannot finish: {result:?}"),
+        _ = reached_rx.recv() => {}
+    }
+    // The put future is dropped here, as when a client disconnects mid-upload.
+    assert!(listed_blobs(&env).await?.is_empty());
+    assert_eq!(env.leftovers().await?, Vec::<String>::new());
+    Ok(())
+}
+
+async fn listed_blobs(env: &Env) -> anyhow::Result<Vec<BlobKey>> {
+    let found: Vec<_> = env.store.list(ListScope::Blobs).try_collect().await?;
+    Ok(found.into_iter().map(|o| o.key).collect())
 }
