@@ -8,6 +8,10 @@
 //! final key, [`BlobKey::Blob`]; content already stored is not written twice. Reads go through
 //! [`BlobStore::get_range`] and come back as a stream. Two backends: [`FsBackend`] (a local
 //! folder, the default) and [`S3Backend`] (S3, R2 and other S3-compatible stores).
+//! Renditions (transcodes, thumbnails) live under [`BlobKey::Rendition`], derived from the
+//! source CID. A failed or cancelled upload leaves at most a temp object, which
+//! [`BlobStore::sweep_temp`] removes; [`BlobStore::list`] feeds garbage collection, which
+//! decides by reference counts kept elsewhere.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

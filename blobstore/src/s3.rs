@@ -46,8 +46,8 @@ const MIN_PART: usize = 5 << 20;
 const MAX_PART: usize = 5 << 30;
 /// S3's limit on parts in one multipart upload.
 const MAX_PARTS: usize = 10_000;
-/// Default upload part. About two parts are in memory per upload (16 MiB), and S3's
-/// 10,000-part limit then allows objects up to 78 GiB.
+/// Default upload part. One part buffer is in memory per upload, and S3's 10,000-part limit
+/// then allows objects up to 78 GiB.
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 /// Part of a multipart server-side copy (objects over `max_single_copy`).
 const COPY_PART: u64 = 1 << 30;
@@ -67,7 +67,7 @@ pub struct S3Config {
     pub secret_access_key: String,
     /// Path-style addressing (`endpoint/bucket/key`), needed by most S3-compatibles.
     pub force_path_style: bool,
-    /// Upload part size in bytes, 5 MiB ..= 5 GiB. Memory per upload is about twice this.
+    /// Upload part size in bytes, 5 MiB ..= 5 GiB: the memory one upload holds.
     pub part_size: usize,
     /// Objects up to this size are promoted with one `CopyObject`; larger ones with a
     /// multipart copy. S3 caps `CopyObject` at 5 GiB.
@@ -706,9 +706,10 @@ impl S3Temp {
     }
 
     /// Sends the full buffer as the next part, starting the multipart upload at the first.
+    /// Filling waits for the send, so one buffer is enough: it is reused for the next part
+    /// (a fresh one each time left ~3 parts resident, the allocator keeping freed ones).
     async fn send_part(&mut self) -> Result<(), StoreError> {
-        let fresh = BytesMut::with_capacity(self.part_size());
-        let data = std::mem::replace(&mut self.buf, fresh).freeze();
+        let data = std::mem::take(&mut self.buf).freeze();
         let multipart = match self.multipart.as_mut() {
             Some(multipart) => multipart,
             None => {
@@ -716,7 +717,15 @@ impl S3Temp {
                 self.multipart.insert(started)
             }
         };
-        self.inner.upload_part(&self.tmp_key, multipart, data).await
+        self.inner
+            .upload_part(&self.tmp_key, multipart, data.clone())
+            .await?;
+        // The SDK has dropped its handle once the part is sent; if not, allocate anew.
+        if let Ok(mut reused) = data.try_into_mut() {
+            reused.clear();
+            self.buf = reused;
+        }
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>, key: BlobKey) -> Result<Promotion, StoreError> {
