@@ -212,10 +212,44 @@ async fn indexes_and_resumes_compressed(pool: PgPool) {
 }
 
 /// Throughput of the whole pipeline (websocket, decode, validate, fold, store) on a realistic
-/// mix; run with `cargo test --release -p plyr-indexer -- --ignored --nocapture`.
-#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+/// mix, on a multi-threaded runtime like the binary's; run with
+/// `cargo test --release -p plyr-indexer -- --ignored --nocapture measure`.
+#[test]
 #[ignore = "measurement, not a check"]
-async fn measure_ingest_throughput(pool: PgPool) {
+fn measure_ingest_throughput() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let admin = PgPool::connect(&url).await.expect("connect");
+        sqlx::query("drop database if exists plyr_indexer_measure")
+            .execute(&admin)
+            .await
+            .expect("drop");
+        sqlx::query("create database plyr_indexer_measure")
+            .execute(&admin)
+            .await
+            .expect("create");
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+        let pool = PgPool::connect(&format!("{base}/plyr_indexer_measure"))
+            .await
+            .expect("connect");
+        plyr_migrations::MIGRATOR.run(&pool).await.expect("migrate");
+        ingest_throughput(pool.clone()).await;
+        pool.close().await;
+        if std::env::var_os("KEEP_MEASURE_DB").is_some() {
+            return;
+        }
+        sqlx::query("drop database plyr_indexer_measure")
+            .execute(&admin)
+            .await
+            .expect("drop");
+    });
+}
+
+async fn ingest_throughput(pool: PgPool) {
     const EVENTS: usize = 200_000;
     let dids: Vec<String> = (0..2000)
         .map(|i| format!("did:plc:{}", tid(i).replace('2', "a")))

@@ -23,22 +23,27 @@ pub(super) async fn apply_commits(
         return Ok(0);
     }
     // Every author gets an actor row; commits of deleted accounts are dropped. (Rows inserted
-    // by this statement are not in its snapshot, which is right: they are not deleted.)
+    // by this statement are not in its snapshot, which is right: new actors are active.)
     let dids: Vec<&str> = ops
         .iter()
         .map(|op| op.did.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let deleted: Vec<String> = sqlx::query_scalar(
+    let inactive: Vec<(String, Option<String>)> = sqlx::query_as(
         "with ensured as (insert into actor (did) select unnest($1::text[]) on conflict do nothing)
-         select did from actor where did = any($1) and status = 'deleted'",
+         select did, status from actor where did = any($1) and not active",
     )
     .bind(&dids)
     .fetch_all(&mut *tx)
     .await
     .map_err(StoreError::at("ensuring actors"))?;
-    let deleted: HashSet<String> = deleted.into_iter().collect();
+    let deleted: HashSet<String> = inactive
+        .iter()
+        .filter(|(_, status)| status.as_deref() == Some("deleted"))
+        .map(|(did, _)| did.clone())
+        .collect();
+    let inactive: HashSet<String> = inactive.into_iter().map(|(did, _)| did).collect();
     let ops: Vec<&CommitOp> = ops
         .iter()
         .filter(|op| {
@@ -55,7 +60,7 @@ pub(super) async fn apply_commits(
     }
 
     let winners = fold_ledger(tx, &ops).await?;
-    let mut effects = Effects::default();
+    let mut effects = Effects::new(inactive);
     for kind in RecordKind::ALL {
         let of_kind: Vec<&CommitOp> = winners
             .iter()
@@ -144,7 +149,7 @@ async fn fold_tracks(
                 .await
                 .map_err(StoreError::at("deleting tracks"))?;
         for did in dids {
-            effects.delta(&did).tracks -= 1;
+            effects.actor(&did).tracks -= 1;
         }
     }
     let cols = Columns::of(writes);
@@ -187,9 +192,9 @@ async fn fold_tracks(
     let existed: HashSet<String> = existed.into_iter().collect();
     for op in writes {
         if !existed.contains(&op.uri) {
-            effects.delta(&op.did).tracks += 1;
+            effects.actor(&op.did).tracks += 1;
             // A new track picks up likes and comments that arrived before it.
-            effects.recount.insert(op.uri.clone());
+            effects.new_tracks.insert(op.uri.clone());
         }
     }
     Ok(())
@@ -277,8 +282,8 @@ async fn fold_likes(
     }
     for (did, subject, change) in changes {
         if change != 0 {
-            effects.delta(&did).likes += change;
-            effects.recount.insert(subject);
+            effects.actor(&did).likes += change;
+            effects.track(&did, &subject, |t| t.likes += change);
         }
     }
     Ok(())
@@ -298,8 +303,8 @@ async fn fold_comments(
                 .await
                 .map_err(StoreError::at("deleting comments"))?;
         for (did, subject) in gone {
-            effects.delta(&did).comments -= 1;
-            effects.recount.insert(subject);
+            effects.actor(&did).comments -= 1;
+            effects.track(&did, &subject, |t| t.comments -= 1);
         }
     }
     let cols = Columns::of(writes);
@@ -346,13 +351,12 @@ async fn fold_comments(
     let old: HashMap<String, String> = old.into_iter().collect();
     for (op, subject) in writes.iter().zip(&cols.text_a) {
         match old.get(&op.uri) {
-            // Moved to another track: both recount.
-            Some(previous) => {
-                effects.recount.insert(previous.clone());
-            }
-            None => effects.delta(&op.did).comments += 1,
+            Some(previous) if previous == subject => continue,
+            // Moved to another track.
+            Some(previous) => effects.track(&op.did, previous, |t| t.comments -= 1),
+            None => effects.actor(&op.did).comments += 1,
         }
-        effects.recount.insert((*subject).to_owned());
+        effects.track(&op.did, subject, |t| t.comments += 1);
     }
     Ok(())
 }
@@ -371,7 +375,7 @@ async fn fold_lists(
                 .await
                 .map_err(StoreError::at("deleting lists"))?;
         for (did, list_type) in gone {
-            effects.delta(&did).list(list_type.as_deref(), -1);
+            effects.actor(&did).list(list_type.as_deref(), -1);
         }
     }
     let cols = Columns::of(writes);
@@ -413,7 +417,7 @@ async fn fold_lists(
     .map_err(StoreError::at("upserting lists"))?;
     let old: HashMap<String, Option<String>> = old.into_iter().collect();
     for (op, list_type) in writes.iter().zip(&cols.opt_b) {
-        let delta = effects.delta(&op.did);
+        let delta = effects.actor(&op.did);
         if let Some(previous) = old.get(&op.uri) {
             delta.list(previous.as_deref(), -1);
         }

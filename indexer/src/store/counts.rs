@@ -1,9 +1,11 @@
-//! The denormalized counters. Track counts are recounted from the rows (distinct active likers,
-//! comments by active actors), so they self-correct; actor counters move by the row changes a
-//! batch made, which costs O(batch) rather than O(the actor's history), and are recounted in
-//! full when an account is purged.
+//! The denormalized counters. A commit batch moves them by the row changes it made (likes count
+//! per distinct liker and track, and only while the liker is active), which costs O(batch)
+//! rather than O(history): recounting every touched track and actor from its rows measured
+//! ~3x slower on the 200k-event mix. Full recounts from the rows happen where a delta cannot
+//! know the answer: a track that just arrived (likes may have come first), an account whose
+//! status changed (its likes stop or start counting), an account purged.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use sqlx::PgConnection;
 
@@ -31,29 +33,90 @@ impl Delta {
     }
 }
 
+/// How one batch changed one track's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct TrackDelta {
+    /// Distinct active likers.
+    pub likes: i32,
+    /// Comments by active actors.
+    pub comments: i32,
+}
+
 /// What a commit segment's writes require of the counters.
 #[derive(Debug, Default)]
 pub(super) struct Effects {
-    /// Tracks whose like and comment counts may have changed.
-    pub recount: BTreeSet<String>,
+    /// Authors in the segment whose account is inactive: their likes and comments do not count
+    /// towards tracks.
+    inactive: HashSet<String>,
+    /// Tracks that just arrived: recounted from the rows.
+    pub new_tracks: BTreeSet<String>,
+    /// Counter changes by track.
+    tracks: BTreeMap<String, TrackDelta>,
     /// Counter changes by actor.
-    pub deltas: BTreeMap<String, Delta>,
+    actors: BTreeMap<String, Delta>,
 }
 
 impl Effects {
-    pub(super) fn delta(&mut self, did: &str) -> &mut Delta {
-        self.deltas.entry(did.to_owned()).or_default()
+    /// Effects of a segment whose inactive authors are `inactive`.
+    pub(super) fn new(inactive: HashSet<String>) -> Effects {
+        Effects {
+            inactive,
+            ..Effects::default()
+        }
     }
 
-    /// Writes the counters.
+    /// The counters of an actor.
+    pub(super) fn actor(&mut self, did: &str) -> &mut Delta {
+        self.actors.entry(did.to_owned()).or_default()
+    }
+
+    /// Moves a track's counters by a like or comment of `did`, if `did` counts.
+    pub(super) fn track(&mut self, did: &str, subject: &str, change: impl Fn(&mut TrackDelta)) {
+        if !self.inactive.contains(did) {
+            change(self.tracks.entry(subject.to_owned()).or_default());
+        }
+    }
+
+    /// Writes the counters: deltas first, then the recounts of new tracks, which are exact.
     pub(super) async fn apply(self, tx: &mut PgConnection) -> Result<(), StoreError> {
-        let uris: Vec<String> = self.recount.into_iter().collect();
+        move_tracks(tx, &self.tracks).await?;
+        let uris: Vec<String> = self.new_tracks.into_iter().collect();
         recount_tracks(tx, &uris).await?;
-        apply_deltas(tx, &self.deltas).await
+        move_actors(tx, &self.actors).await
     }
 }
 
-async fn apply_deltas(
+async fn move_tracks(
+    tx: &mut PgConnection,
+    deltas: &BTreeMap<String, TrackDelta>,
+) -> Result<(), StoreError> {
+    let changed: Vec<(&String, &TrackDelta)> = deltas
+        .iter()
+        .filter(|(_, d)| **d != TrackDelta::default())
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let uris: Vec<&str> = changed.iter().map(|(uri, _)| uri.as_str()).collect();
+    let likes: Vec<i32> = changed.iter().map(|(_, d)| d.likes).collect();
+    let comments: Vec<i32> = changed.iter().map(|(_, d)| d.comments).collect();
+    // Tracks not indexed yet match nothing; they are recounted when they arrive.
+    sqlx::query(
+        "update track t
+         set like_count = t.like_count + d.likes, comment_count = t.comment_count + d.comments
+         from unnest($1::text[], $2::int4[], $3::int4[]) as d(uri, likes, comments)
+         where t.uri = d.uri",
+    )
+    .bind(&uris)
+    .bind(&likes)
+    .bind(&comments)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::at("moving track counters"))?;
+    Ok(())
+}
+
+async fn move_actors(
     tx: &mut PgConnection,
     deltas: &BTreeMap<String, Delta>,
 ) -> Result<(), StoreError> {
@@ -88,8 +151,9 @@ async fn apply_deltas(
     Ok(())
 }
 
-/// Recomputes like and comment counts of these tracks: distinct active likers, comments by
-/// active actors. Idempotent, so replays and reorders self-correct.
+/// Recomputes like and comment counts of these tracks from the rows: distinct active likers,
+/// comments by active actors. Correlated per track so each is an index probe; the set-based
+/// form scanned all of `track_like` (measured).
 pub(super) async fn recount_tracks(
     tx: &mut PgConnection,
     uris: &[String],
@@ -98,23 +162,18 @@ pub(super) async fn recount_tracks(
         return Ok(());
     }
     sqlx::query(
-        "with u as (select distinct uri from unnest($1::text[]) as u(uri)),
-         likes as (
-           select l.subject_uri as uri, count(distinct l.did) as n
-           from track_like l join u on u.uri = l.subject_uri join actor a on a.did = l.did
-           where a.active group by l.subject_uri),
-         comments as (
-           select c.subject_uri as uri, count(*) as n
-           from comment c join u on u.uri = c.subject_uri join actor a on a.did = c.did
-           where a.active group by c.subject_uri),
-         counts as (
-           select u.uri, coalesce(likes.n, 0)::int4 as likes,
-                  coalesce(comments.n, 0)::int4 as comments
-           from u left join likes on likes.uri = u.uri left join comments on comments.uri = u.uri)
-         update track t set like_count = counts.likes, comment_count = counts.comments
-         from counts
-         where t.uri = counts.uri
-           and (t.like_count, t.comment_count) is distinct from (counts.likes, counts.comments)",
+        "update track t
+         set like_count = c.likes, comment_count = c.comments
+         from (
+           select u.uri,
+             (select count(distinct l.did) from track_like l join actor a on a.did = l.did
+              where l.subject_uri = u.uri and a.active)::int4 as likes,
+             (select count(*) from comment c join actor a on a.did = c.did
+              where c.subject_uri = u.uri and a.active)::int4 as comments
+           from unnest($1::text[]) as u(uri)
+         ) c
+         where t.uri = c.uri
+           and (t.like_count, t.comment_count) is distinct from (c.likes, c.comments)",
     )
     .bind(uris)
     .execute(&mut *tx)

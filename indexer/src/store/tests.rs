@@ -436,9 +436,38 @@ async fn deactivation_hides_and_activation_restores(pool: PgPool) {
     // Hidden, not deleted: the rows stay.
     assert_eq!(count(&pool, "track_like").await, 1);
 
-    ingest(&pool, &[account(5, BOB, true, None)]).await;
+    // What a hidden actor writes meanwhile is stored but does not count either.
+    let u2 = uri(ALICE, "track", &tid(101));
+    ingest(
+        &pool,
+        &[
+            track(5, ALICE, &tid(101), &tid(4), "T2"),
+            like(5, BOB, &tid(202), &tid(5), &u2),
+            write(
+                5,
+                BOB,
+                "fm.plyr.comment",
+                &tid(203),
+                &tid(6),
+                CID,
+                comment_record(&u2, "psst"),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        track_row(&pool, &u2).await.map(|t| (t.2, t.3)),
+        Some((0, 0))
+    );
+    assert_eq!(actor_counts(&pool, BOB).await, (0, 2, 2, 0, 0));
+
+    ingest(&pool, &[account(6, BOB, true, None)]).await;
     assert_eq!(actor(&pool, BOB).await, Some((None, true, None)));
     assert_eq!(track_row(&pool, &u).await.map(|t| (t.2, t.3)), Some((1, 1)));
+    assert_eq!(
+        track_row(&pool, &u2).await.map(|t| (t.2, t.3)),
+        Some((1, 1))
+    );
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
