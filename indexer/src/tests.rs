@@ -213,7 +213,8 @@ async fn indexes_and_resumes_compressed(pool: PgPool) {
 
 /// Throughput of the whole pipeline (websocket, decode, validate, fold, store) on a realistic
 /// mix, on a multi-threaded runtime like the binary's; run with
-/// `cargo test --release -p plyr-indexer -- --ignored --nocapture measure`.
+/// `cargo test --release -p plyr-indexer -- --ignored --nocapture measure`. It uses its own
+/// database, `plyr_indexer_measure`, dropped afterwards unless `KEEP_MEASURE_DB` is set.
 #[test]
 #[ignore = "measurement, not a check"]
 fn measure_ingest_throughput() {
