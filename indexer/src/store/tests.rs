@@ -699,3 +699,169 @@ async fn counters_match_a_full_recount(pool: PgPool) {
         Some((1, 1))
     );
 }
+
+/// A deterministic pseudo-random source (an LCG), so the test needs no extra dependency.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn random_histories_fold_to_the_newest_rev_in_any_order(pool: PgPool) {
+    for seed in [7, 11, 23, 42, 99] {
+        sqlx::query(
+            "truncate actor, record, track, track_like, comment, list, list_item, profile,
+                      consumer_cursor, indexer_skip",
+        )
+        .execute(&pool)
+        .await
+        .expect("truncate");
+        random_history(&pool, seed).await;
+    }
+}
+
+/// 300 random writes and deletes of tracks, likes and comments, delivered shuffled in uneven
+/// batches, must leave exactly the URIs whose newest event is a write, with exact counters.
+async fn random_history(pool: &PgPool, seed: u64) {
+    const CAROL: &str = "did:plc:carol2gjmksahdcvelwfyzu";
+    let dids = [ALICE, BOB, CAROL];
+    let tracks: Vec<(usize, String)> = (0..4u64)
+        .map(|i| (usize::try_from(i % 2).unwrap_or(0), tid(100 + i)))
+        .collect();
+    let track_uris: Vec<String> = tracks
+        .iter()
+        .map(|(d, k)| uri(dids[*d], "track", k))
+        .collect();
+    let mut rng = Lcg(seed);
+    // (uri, event) with a unique rev per event, so the newest per URI is unambiguous.
+    let mut history: Vec<(String, u64, String)> = Vec::new();
+    for n in 1..=300u64 {
+        let rev = tid(1000 + n);
+        let time = i64::try_from(n).unwrap_or(0);
+        let delete_it = rng.below(10) < 3;
+        let (u, event) = match rng.below(3) {
+            0 => {
+                let (d, k) = &tracks[usize::try_from(rng.below(4)).unwrap_or(0)];
+                let u = uri(dids[*d], "track", k);
+                let e = if delete_it {
+                    delete(time, dids[*d], "fm.plyr.track", k, &rev)
+                } else {
+                    track(time, dids[*d], k, &rev, &format!("t{n}"))
+                };
+                (u, e)
+            }
+            1 => {
+                let did = dids[usize::try_from(rng.below(3)).unwrap_or(0)];
+                let k = tid(200 + rng.below(6));
+                let subject = &track_uris[usize::try_from(rng.below(4)).unwrap_or(0)];
+                let e = if delete_it {
+                    delete(time, did, "fm.plyr.like", &k, &rev)
+                } else {
+                    like(time, did, &k, &rev, subject)
+                };
+                (uri(did, "like", &k), e)
+            }
+            _ => {
+                let did = dids[usize::try_from(rng.below(3)).unwrap_or(0)];
+                let k = tid(300 + rng.below(3));
+                let subject = &track_uris[usize::try_from(rng.below(4)).unwrap_or(0)];
+                let e = if delete_it {
+                    delete(time, did, "fm.plyr.comment", &k, &rev)
+                } else {
+                    write(
+                        time,
+                        did,
+                        "fm.plyr.comment",
+                        &k,
+                        &rev,
+                        CID,
+                        comment_record(subject, "c"),
+                    )
+                };
+                (uri(did, "comment", &k), e)
+            }
+        };
+        history.push((u, 1000 + n, event));
+    }
+    // Expected: a URI is live iff its newest event is a write.
+    let mut newest: std::collections::BTreeMap<&str, (u64, bool)> = Default::default();
+    for (u, rev, event) in &history {
+        let live = !event.contains(r#""operation":"delete""#);
+        let entry = newest.entry(u.as_str()).or_insert((*rev, live));
+        if *rev > entry.0 {
+            *entry = (*rev, live);
+        }
+    }
+    let expected: Vec<&str> = newest
+        .iter()
+        .filter(|(_, (_, live))| *live)
+        .map(|(u, _)| *u)
+        .collect();
+
+    // Deliver in a shuffled order, in uneven batches.
+    let mut order: Vec<&String> = history.iter().map(|(_, _, e)| e).collect();
+    for i in (1..order.len()).rev() {
+        let j = usize::try_from(rng.below(u64::try_from(i + 1).unwrap_or(1))).unwrap_or(0);
+        order.swap(i, j);
+    }
+    let mut rest: &[&String] = &order;
+    while !rest.is_empty() {
+        let take = usize::try_from(1 + rng.below(40))
+            .unwrap_or(1)
+            .min(rest.len());
+        let (batch, tail) = rest.split_at(take);
+        let batch: Vec<String> = batch.iter().map(|e| (*e).clone()).collect();
+        ingest(pool, &batch).await;
+        rest = tail;
+    }
+
+    let live: Vec<String> = sqlx::query_scalar(
+        "select uri from track union all select uri from track_like
+         union all select uri from comment order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("live rows");
+    assert!(
+        expected.len() >= 5,
+        "seed {seed}: too few live records to mean much"
+    );
+    let mut expected_sorted: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+    expected_sorted.sort();
+    assert_eq!(live, expected_sorted, "seed {seed}");
+
+    // Counters equal a full recount, and replaying everything in one batch changes nothing.
+    let drift = || async {
+        let actors: i64 = sqlx::query_scalar(
+            "select count(*) from actor a where (a.track_count, a.like_count, a.comment_count) <>
+               ((select count(*) from track where did = a.did)::int4,
+                (select count(distinct subject_uri) from track_like where did = a.did)::int4,
+                (select count(*) from comment where did = a.did)::int4)",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("actor drift");
+        let tracks: i64 = sqlx::query_scalar(
+            "select count(*) from track t where (t.like_count, t.comment_count) <>
+               ((select count(distinct did) from track_like where subject_uri = t.uri)::int4,
+                (select count(*) from comment where subject_uri = t.uri)::int4)",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("track drift");
+        (actors, tracks)
+    };
+    assert_eq!(drift().await, (0, 0), "seed {seed}");
+    let before = snapshot(pool).await;
+    let everything: Vec<String> = order.iter().rev().map(|e| (*e).clone()).collect();
+    let applied = ingest(pool, &everything).await;
+    assert_eq!(applied.written, 0);
+    assert_eq!(snapshot(pool).await[..8], before[..8]);
+}
