@@ -31,8 +31,10 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// No frame for this long means the connection is dead (half-open TCP).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest message accepted, compressed or not: records are at most 1 MB of CBOR.
-const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Largest message accepted, compressed or not. Records are at most 1 MB of CBOR (a bit more
+/// as JSON); the margin matters because a message over the limit drops the connection, and
+/// the replay would hit it again.
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Jetstream's v1 zstd dictionary (id 1612007021); see `zstd/README.md`.
 pub(crate) const ZSTD_DICTIONARY: &[u8] = include_bytes!("../zstd/dictionary");
