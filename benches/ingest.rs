@@ -42,7 +42,7 @@ fn mix(total: usize) -> Mix {
         let slot = i % 10;
         if slot == 0 || track_uris.is_empty() {
             let artist = did(u32::try_from(tracks).unwrap_or(0) % artists);
-            let rkey = format!("3kt{tracks:010}");
+            let rkey = rkey(tracks as u64);
             let record = track_record(
                 "fm.plyr",
                 &format!("track {tracks}"),
@@ -66,7 +66,7 @@ fn mix(total: usize) -> Mix {
                 time,
                 &fan,
                 "fm.plyr.like",
-                &format!("3kl{i:010}"),
+                &rkey(i as u64),
                 &rev(seq),
                 record,
             ));
@@ -84,7 +84,7 @@ fn mix(total: usize) -> Mix {
                 time,
                 &fan,
                 "fm.plyr.comment",
-                &format!("3kc{i:010}"),
+                &rkey(i as u64),
                 &rev(seq),
                 record,
             ));
@@ -96,7 +96,7 @@ fn mix(total: usize) -> Mix {
                 time,
                 &artist,
                 "fm.plyr.stg.track",
-                &format!("3ks{i:010}"),
+                &rkey(i as u64),
                 &rev(seq),
                 record,
             ));
@@ -257,7 +257,7 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::new();
     let mut samples = Vec::new();
     for n in 0..20u64 {
-        let rkey = format!("3kfresh{n:05}2");
+        let rkey = rkey(50_000_000 + n);
         let fresh_uri = uri(&did(1), "fm.plyr.track", &rkey);
         let time = last + 1 + i64::try_from(n).unwrap_or(0);
         let appended = Instant::now();

@@ -28,13 +28,13 @@ fn titles(body: &Value) -> Vec<String> {
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
     let alice = did(1);
-    let t = uri(&alice, TRACK, "3kaaaaaaaaaa2");
+    let t = uri(&alice, TRACK, &rkey(1));
     let frames = vec![
         create(
             T0 + 1,
             &alice,
             TRACK,
-            "3kaaaaaaaaaa2",
+            &rkey(1),
             &rev(10),
             track_record(NS, "first", "2026-01-01T00:00:00Z"),
         ),
@@ -42,7 +42,7 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
             T0 + 2,
             &alice,
             TRACK,
-            "3kaaaaaaaaaa2",
+            &rkey(1),
             &rev(20),
             track_record(NS, "second", "2026-01-01T00:00:00Z"),
         ),
@@ -51,7 +51,7 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
             T0 + 3,
             &alice,
             TRACK,
-            "3kaaaaaaaaaa2",
+            &rkey(1),
             &rev(15),
             track_record(NS, "stale", "2026-01-01T00:00:00Z"),
         ),
@@ -69,12 +69,12 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
 
     // Delete, then a replay of the original create: the tombstone keeps it deleted.
     h.jetstream.append(vec![
-        delete(T0 + 4, &alice, TRACK, "3kaaaaaaaaaa2", &rev(30)),
+        delete(T0 + 4, &alice, TRACK, &rkey(1), &rev(30)),
         create(
             T0 + 5,
             &alice,
             TRACK,
-            "3kaaaaaaaaaa2",
+            &rkey(1),
             &rev(10),
             track_record(NS, "first", "2026-01-01T00:00:00Z"),
         ),
@@ -82,7 +82,7 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
             T0 + 6,
             &alice,
             TRACK,
-            "3kaaaaaaaaaa2",
+            &rkey(1),
             &rev(25),
             track_record(NS, "older than delete", "2026-01-01T00:00:00Z"),
         ),
@@ -99,7 +99,7 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
         T0 + 7,
         &alice,
         TRACK,
-        "3kaaaaaaaaaa2",
+        &rkey(1),
         &rev(40),
         track_record(NS, "reborn", "2026-01-01T00:00:00Z"),
     )]);
@@ -113,31 +113,17 @@ async fn updates_deletes_and_replays_fold_by_rev(pool: PgPool) {
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
     let (artist, fan, other) = (did(1), did(2), did(3));
-    let t = uri(&artist, TRACK, "3kbbbbbbbbbb2");
+    let t = uri(&artist, TRACK, &rkey(5));
     let frames = vec![
         // Likes and comments arrive before the track they point at.
-        create(
-            T0 + 1,
-            &fan,
-            LIKE,
-            "3klike0000012",
-            &rev(1),
-            like_record(NS, &t),
-        ),
+        create(T0 + 1, &fan, LIKE, &rkey(10), &rev(1), like_record(NS, &t)),
         // The same actor liking the same track twice counts once.
-        create(
-            T0 + 2,
-            &fan,
-            LIKE,
-            "3klike0000022",
-            &rev(2),
-            like_record(NS, &t),
-        ),
+        create(T0 + 2, &fan, LIKE, &rkey(11), &rev(2), like_record(NS, &t)),
         create(
             T0 + 3,
             &other,
             LIKE,
-            "3klike0000032",
+            &rkey(12),
             &rev(1),
             like_record(NS, &t),
         ),
@@ -145,7 +131,7 @@ async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
             T0 + 4,
             &fan,
             COMMENT,
-            "3kcomm0000012",
+            &rkey(6),
             &rev(3),
             comment_record(NS, &t, "late drop", 90_000),
         ),
@@ -153,7 +139,7 @@ async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
             T0 + 5,
             &other,
             COMMENT,
-            "3kcomm0000022",
+            &rkey(7),
             &rev(2),
             comment_record(NS, &t, "intro", 1_000),
         ),
@@ -161,7 +147,7 @@ async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
             T0 + 6,
             &artist,
             TRACK,
-            "3kbbbbbbbbbb2",
+            &rkey(5),
             &rev(1),
             track_record(NS, "song", "2026-01-01T00:00:00Z"),
         ),
@@ -207,12 +193,12 @@ async fn likes_and_comments_before_their_track_count_once(pool: PgPool) {
 
     // Deleting one of the fan's two likes keeps the count; deleting both drops it.
     h.jetstream
-        .append(vec![delete(T0 + 7, &fan, LIKE, "3klike0000012", &rev(4))]);
+        .append(vec![delete(T0 + 7, &fan, LIKE, &rkey(10), &rev(4))]);
     h.wait_for_cursor(T0 + 7).await;
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 2, "{body}");
     h.jetstream
-        .append(vec![delete(T0 + 8, &fan, LIKE, "3klike0000022", &rev(5))]);
+        .append(vec![delete(T0 + 8, &fan, LIKE, &rkey(11), &rev(5))]);
     h.wait_for_cursor(T0 + 8).await;
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 1, "{body}");
@@ -248,23 +234,16 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
         ),
     };
     let frames = vec![
-        create(
-            T0 + 1,
-            &alice,
-            TRACK,
-            "3kbad00000012",
-            &rev(1),
-            missing_title,
-        ),
-        create(T0 + 2, &alice, TRACK, "3kbad00000022", &rev(2), wrong_type),
-        create(T0 + 3, &alice, TRACK, "3kbad00000032", &rev(3), no_audio),
+        create(T0 + 1, &alice, TRACK, &rkey(2), &rev(1), missing_title),
+        create(T0 + 2, &alice, TRACK, &rkey(3), &rev(2), wrong_type),
+        create(T0 + 3, &alice, TRACK, &rkey(4), &rev(3), no_audio),
         garbage(T0 + 4),
         // Another namespace shares the wire prefix: it belongs to fm.plyr.stg, not us.
         create(
             T0 + 5,
             &alice,
             "fm.plyr.stg.track",
-            "3kstg00000012",
+            &rkey(15),
             &rev(4),
             track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z"),
         ),
@@ -273,7 +252,7 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
             T0 + 7,
             &alice,
             TRACK,
-            "3kgood0000012",
+            &rkey(9),
             &rev(5),
             track_record(NS, "good", "2026-01-01T00:00:00Z"),
         ),
@@ -282,7 +261,7 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
             T0 + 8,
             &alice,
             LIKE,
-            "3klike0000012",
+            &rkey(10),
             &rev(6),
             like_record(NS, "at://did:plc:x/app.bsky.feed.post/3kaaaaaaaaaa2"),
         ),
@@ -308,14 +287,14 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     let (artist, fan) = (did(1), did(2));
-    let t = uri(&artist, TRACK, "3ktrack000012");
-    let fan_track = uri(&fan, TRACK, "3ktrack000022");
+    let t = uri(&artist, TRACK, &rkey(16));
+    let fan_track = uri(&fan, TRACK, &rkey(17));
     let frames = vec![
         create(
             T0 + 1,
             &artist,
             TRACK,
-            "3ktrack000012",
+            &rkey(16),
             &rev(1),
             track_record(NS, "artist song", "2026-01-01T00:00:00Z"),
         ),
@@ -331,18 +310,11 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
             T0 + 3,
             &fan,
             TRACK,
-            "3ktrack000022",
+            &rkey(17),
             &rev(1),
             track_record(NS, "fan song", "2026-01-01T00:00:00Z"),
         ),
-        create(
-            T0 + 4,
-            &fan,
-            LIKE,
-            "3klike0000012",
-            &rev(2),
-            like_record(NS, &t),
-        ),
+        create(T0 + 4, &fan, LIKE, &rkey(10), &rev(2), like_record(NS, &t)),
         identity(T0 + 5, &artist, Some("Artist.Example.COM")),
     ];
     let h = Harness::start(pool, NS, frames).await;
@@ -412,7 +384,7 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
             T0 + 10,
             &fan,
             TRACK,
-            "3ktrack000022",
+            &rkey(17),
             &rev(1),
             track_record(NS, "fan song", "2026-01-01T00:00:00Z"),
         ),
@@ -434,16 +406,16 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
     let artist = did(1);
-    let a = uri(&artist, TRACK, "3ktrackaaaaa2");
-    let b = uri(&artist, TRACK, "3ktrackbbbbb2");
-    let missing = uri(&artist, TRACK, "3ktrackzzzzz2");
-    let album = uri(&artist, LIST, "3klist0000012");
+    let a = uri(&artist, TRACK, &rkey(18));
+    let b = uri(&artist, TRACK, &rkey(19));
+    let missing = uri(&artist, TRACK, &rkey(20));
+    let album = uri(&artist, LIST, &rkey(13));
     let frames = vec![
         create(
             T0 + 1,
             &artist,
             TRACK,
-            "3ktrackaaaaa2",
+            &rkey(18),
             &rev(1),
             track_record(NS, "a", "2026-01-01T00:00:00Z"),
         ),
@@ -451,7 +423,7 @@ async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
             T0 + 2,
             &artist,
             TRACK,
-            "3ktrackbbbbb2",
+            &rkey(19),
             &rev(2),
             track_record(NS, "b", "2026-01-01T00:00:00Z"),
         ),
@@ -459,7 +431,7 @@ async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
             T0 + 3,
             &artist,
             LIST,
-            "3klist0000012",
+            &rkey(13),
             &rev(3),
             list_record(NS, "The Album", "album", &[b.clone(), missing, a.clone()]),
         ),
@@ -483,7 +455,7 @@ async fn lists_keep_record_order_and_hide_missing_items(pool: PgPool) {
         T0 + 4,
         &artist,
         LIST,
-        "3klist0000012",
+        &rkey(13),
         &rev(4),
         list_record(NS, "The Album", "album", &[a, b]),
     )]);
@@ -515,7 +487,7 @@ async fn disconnects_mid_stream_resume_from_the_cursor(pool: PgPool) {
     let artist = did(1);
     let frames: Vec<_> = (0..30)
         .map(|i| {
-            let rkey = format!("3kdisc{i:06}2");
+            let rkey = rkey(1_000 + i as u64);
             create(
                 T0 + 1 + i,
                 &artist,
@@ -570,7 +542,7 @@ async fn staging_namespace_indexes_only_its_own_collections(pool: PgPool) {
             T0 + 1,
             &alice,
             "fm.plyr.track",
-            "3kprod0000012",
+            &rkey(14),
             &rev(1),
             track_record("fm.plyr", "prod", "2026-01-01T00:00:00Z"),
         ),
@@ -578,7 +550,7 @@ async fn staging_namespace_indexes_only_its_own_collections(pool: PgPool) {
             T0 + 2,
             &alice,
             "fm.plyr.stg.track",
-            "3kstg00000012",
+            &rkey(15),
             &rev(2),
             track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z"),
         ),
@@ -586,7 +558,7 @@ async fn staging_namespace_indexes_only_its_own_collections(pool: PgPool) {
             T0 + 3,
             &alice,
             "fm.plyr.dev.track",
-            "3kdev00000012",
+            &rkey(8),
             &rev(3),
             track_record("fm.plyr.dev", "dev", "2026-01-01T00:00:00Z"),
         ),
@@ -595,7 +567,7 @@ async fn staging_namespace_indexes_only_its_own_collections(pool: PgPool) {
     h.wait_for_cursor(T0 + 2).await;
     let (_, latest) = h.xrpc("fm.plyr.feed.getLatestTracks", &[]).await;
     assert_eq!(titles(&latest), ["staging"], "{latest}");
-    let stg = uri(&alice, "fm.plyr.stg.track", "3kstg00000012");
+    let stg = uri(&alice, "fm.plyr.stg.track", &rkey(15));
     let (status, _) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &stg)]).await;
     assert_eq!(status, 200);
     h.stop().await;

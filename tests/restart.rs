@@ -11,9 +11,15 @@ use crate::support::events::*;
 use crate::support::jetstream::{Frame, ScriptedJetstream};
 use crate::support::{database_url, wait_for_cursor};
 
+async fn last_cursor(pool: &PgPool) -> Option<i64> {
+    plyr_indexer::last_cursor(pool, "jetstream")
+        .await
+        .expect("read cursor")
+}
+
 const ARTISTS: u32 = 100;
 const TRACKS_PER_ARTIST: u32 = 10;
-const FANS: u32 = 100;
+const FANS: u32 = 400;
 /// Fan `f` likes track `i` when `(f * 7 + i) % LIKE_MODULUS == 0`.
 const LIKE_MODULUS: u32 = 13;
 
@@ -38,7 +44,7 @@ fn script() -> Script {
     for a in 0..ARTISTS {
         let artist = did(a);
         for t in 0..TRACKS_PER_ARTIST {
-            let rkey = format!("3ktrack{a:03}{t:02}2");
+            let rkey = rkey(u64::from(a * 100 + t));
             let record = track_record("fm.plyr", &format!("v1 {a}/{t}"), "2026-01-01T00:00:00Z");
             frames.push(create(
                 next_time(),
@@ -56,19 +62,19 @@ fn script() -> Script {
     for f in 0..FANS {
         let fan = did(10_000 + f);
         let mut n = 0u64;
-        for (i, (artist, rkey, _)) in tracks.iter().enumerate() {
+        for (i, (artist, track_rkey, _)) in tracks.iter().enumerate() {
             let i = u32::try_from(i).expect("small");
             if (f * 7 + i) % LIKE_MODULUS != 0 {
                 continue;
             }
-            let subject = uri(artist, "fm.plyr.track", rkey);
+            let subject = uri(artist, "fm.plyr.track", track_rkey);
             n += 1;
             like_records += 1;
             frames.push(create(
                 next_time(),
                 &fan,
                 "fm.plyr.like",
-                &format!("3klike{f:03}{i:04}2"),
+                &rkey(1_000_000 + u64::from(f * 10_000 + i)),
                 &rev(n),
                 like_record("fm.plyr", &subject),
             ));
@@ -80,7 +86,7 @@ fn script() -> Script {
                     next_time(),
                     &fan,
                     "fm.plyr.like",
-                    &format!("3kdupe{f:03}{i:04}2"),
+                    &rkey(2_000_000 + u64::from(f * 10_000 + i)),
                     &rev(n),
                     like_record("fm.plyr", &subject),
                 ));
@@ -147,19 +153,30 @@ async fn kill_9_and_restart_neither_loses_nor_doubles(pool: PgPool) {
     let jetstream = ScriptedJetstream::start(script.frames).await;
     let db = database_url(&pool);
 
-    // Kill at a quarter, at two thirds, then let the third run finish.
-    for fraction in [4, 3] {
+    // Three times: start, let it commit at least one batch past where it resumed, kill -9.
+    // Then a last run to the end of the stream.
+    for _ in 0..3 {
+        let resumed_at = last_cursor(&pool).await.unwrap_or(T0);
         let mut child = spawn_indexer(&db, &jetstream.url());
-        wait_for_cursor(&pool, T0 + total / fraction).await;
+        wait_for_cursor(&pool, resumed_at + 1).await;
         child.start_kill().expect("kill -9");
         child.wait().await.expect("reap");
     }
+    let before_last_run = last_cursor(&pool).await;
+    assert!(
+        before_last_run.is_some_and(|c| c < last),
+        "the kills all landed before the end of the {total} events ({before_last_run:?})"
+    );
     let mut child = spawn_indexer(&db, &jetstream.url());
     wait_for_cursor(&pool, last).await;
     child.start_kill().expect("kill -9");
     child.wait().await.expect("reap");
-    assert!(jetstream.requests().len() >= 3);
-
+    let requests = jetstream.requests();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert!(
+        requests[1..].iter().all(|q| q.contains("cursor=")),
+        "every restart resumes from the saved cursor: {requests:?}"
+    );
     let rows: Vec<(String, String, i32)> =
         sqlx::query_as("select uri, title, like_count from track")
             .fetch_all(&pool)

@@ -22,6 +22,11 @@ pub fn rev(n: u64) -> String {
     String::from_utf8(out.to_vec()).expect("ascii")
 }
 
+/// A valid TID record key, distinct per `n` (record keys of tid-keyed collections must be TIDs).
+pub fn rkey(n: u64) -> String {
+    rev(1 << 40 | n)
+}
+
 pub fn did(n: u32) -> String {
     format!("did:plc:test{n:020}")
 }
