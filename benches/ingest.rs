@@ -7,7 +7,6 @@
 //! Run: `cargo bench --bench ingest` (needs Postgres at DATABASE_URL, see .cargo/config.toml).
 //! `BENCH_EVENTS=N` changes the size.
 
-#[allow(dead_code, unused_imports)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

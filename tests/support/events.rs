@@ -95,6 +95,7 @@ pub fn cid(n: u64) -> String {
     cid::Cid::new_v1(0x71, hash).to_string()
 }
 
+/// A commit event; `body` is the record and its CID (absent for a delete).
 pub fn commit(
     time_us: i64,
     did: &str,
@@ -102,8 +103,7 @@ pub fn commit(
     collection: &str,
     rkey: &str,
     rev: &str,
-    record: Option<Value>,
-    cid: Option<&str>,
+    body: Option<(Value, String)>,
 ) -> Frame {
     let mut commit = json!({
         "rev": rev,
@@ -111,10 +111,8 @@ pub fn commit(
         "collection": collection,
         "rkey": rkey,
     });
-    if let Some(record) = record {
+    if let Some((record, cid)) = body {
         commit["record"] = record;
-    }
-    if let Some(cid) = cid {
         commit["cid"] = json!(cid);
     }
     Frame {
@@ -140,8 +138,7 @@ pub fn create(
         collection,
         rkey,
         rev,
-        Some(record),
-        Some(&cid(time_us as u64)),
+        Some((record, cid(time_us as u64))),
     )
 }
 
@@ -160,13 +157,12 @@ pub fn update(
         collection,
         rkey,
         rev,
-        Some(record),
-        Some(&cid(time_us as u64)),
+        Some((record, cid(time_us as u64))),
     )
 }
 
 pub fn delete(time_us: i64, did: &str, collection: &str, rkey: &str, rev: &str) -> Frame {
-    commit(time_us, did, "delete", collection, rkey, rev, None, None)
+    commit(time_us, did, "delete", collection, rkey, rev, None)
 }
 
 pub fn identity(time_us: i64, did: &str, handle: Option<&str>) -> Frame {

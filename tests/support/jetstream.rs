@@ -120,6 +120,8 @@ fn wanted(filters: &[String], collection: Option<&str>) -> bool {
         })
 }
 
+// The handshake callback's error type is tungstenite's large `ErrorResponse`; not ours to box.
+#[allow(clippy::result_large_err)]
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     state: Arc<Mutex<State>>,
