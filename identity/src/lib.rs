@@ -1,0 +1,1 @@
+//! ATProto identity: resolve DIDs to documents and verify handles both ways.
