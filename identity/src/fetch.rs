@@ -1,0 +1,217 @@
+//! The outbound HTTP GET every lookup uses: SSRF-checked targets, per-host rate limits,
+//! timeouts, same-origin redirects only, and bodies read in chunks up to a cap.
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, HOST};
+use reqwest::redirect::{Attempt, Policy};
+use url::{Host, Url};
+
+use crate::address::{DnsRefusal, GuardedDns, check_ip};
+use crate::config::ResolverConfig;
+use crate::error::{BuildError, IdentityError};
+use crate::rate::{RateLimit, RateLimiter};
+
+/// A redirect chain longer than this is a misconfiguration (or a loop).
+const MAX_REDIRECTS: usize = 3;
+const USER_AGENT: &str = concat!("plyr-appview-identity/", env!("CARGO_PKG_VERSION"));
+
+/// One GET: where, which host it is for, its rate budget and body cap.
+pub(crate) struct Get<'a> {
+    pub(crate) url: &'a Url,
+    /// Sent as `Host` (handle lookups through a test base URL); also the rate-limit key.
+    pub(crate) host_header: Option<&'a str>,
+    pub(crate) accept: &'static str,
+    pub(crate) limit: RateLimit,
+    pub(crate) max_bytes: usize,
+}
+
+/// The guarded HTTP client.
+#[derive(Debug)]
+pub(crate) struct Fetcher {
+    client: reqwest::Client,
+    allow_loopback: bool,
+    limiter: RateLimiter,
+}
+
+impl Fetcher {
+    pub(crate) fn new(config: &ResolverConfig) -> Result<Fetcher, BuildError> {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedDns {
+                allow_loopback: config.allow_loopback,
+            }))
+            // A proxy would connect on our behalf, past the address checks.
+            .no_proxy()
+            .redirect(Policy::custom(same_origin))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(USER_AGENT)
+            .referer(false)
+            .build()
+            .map_err(BuildError::Http)?;
+        Ok(Fetcher {
+            client,
+            allow_loopback: config.allow_loopback,
+            limiter: RateLimiter::new(config.max_rate_limited_hosts),
+        })
+    }
+
+    /// Fetches a 2xx body. 404 and 410 are [`IdentityError::NotFound`] (subject: the host).
+    pub(crate) async fn get(&self, get: Get<'_>) -> Result<Vec<u8>, IdentityError> {
+        let url_host = get.url.host_str().unwrap_or_default();
+        let host = get.host_header.unwrap_or(url_host);
+        self.check_target(get.url, host)?;
+        self.limiter
+            .try_acquire(host, get.limit)
+            .map_err(|retry_after| IdentityError::RateLimited {
+                host: host.to_owned(),
+                retry_after,
+            })?;
+        let mut request = self.client.get(get.url.clone()).header(ACCEPT, get.accept);
+        if let Some(host_header) = get.host_header {
+            request = request.header(HOST, host_header);
+        }
+        let mut response = request.send().await.map_err(|e| classify(host, e))?;
+        match response.status() {
+            status if status.is_success() => {}
+            StatusCode::NOT_FOUND | StatusCode::GONE => {
+                return Err(IdentityError::NotFound {
+                    subject: host.to_owned(),
+                });
+            }
+            status if status.is_redirection() => {
+                return Err(IdentityError::network(
+                    host,
+                    "redirect to another origin refused",
+                ));
+            }
+            status => return Err(IdentityError::network(host, format!("status {status}"))),
+        }
+        let too_large = || IdentityError::TooLarge {
+            host: host.to_owned(),
+            limit: get.max_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| usize::try_from(len).map_or(true, |len| len > get.max_bytes))
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(host, e))? {
+            if body.len().saturating_add(chunk.len()) > get.max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// Refuses, before any connection: plain http except to loopback in test mode, and IP
+    /// literals the address policy refuses. Names are checked when they resolve.
+    fn check_target(&self, url: &Url, host: &str) -> Result<(), IdentityError> {
+        let url_host = url
+            .host()
+            .ok_or_else(|| IdentityError::network(host, "url has no host"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_loopback && is_loopback_host(&url_host) => {}
+            "http" => {
+                return Err(IdentityError::forbidden(
+                    host,
+                    "plain http is only allowed to loopback, in test mode",
+                ));
+            }
+            _ => return Err(IdentityError::network(host, "not an http(s) url")),
+        }
+        let ip = match url_host {
+            Host::Ipv4(ip) => ip.into(),
+            Host::Ipv6(ip) => ip.into(),
+            Host::Domain(_) => return Ok(()),
+        };
+        check_ip(ip, self.allow_loopback).map_err(|class| {
+            IdentityError::forbidden(host, format!("{ip} is a {} address", class.as_str()))
+        })
+    }
+}
+
+/// A loopback IP literal, or `localhost` / `*.localhost` (RFC 6761 reserves them for loopback).
+pub(crate) fn is_loopback_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+    }
+}
+
+/// Follows a redirect only within the origin of the first request.
+fn same_origin(attempt: Attempt<'_>) -> reqwest::redirect::Action {
+    let same = attempt
+        .previous()
+        .first()
+        .is_some_and(|first| first.origin() == attempt.url().origin());
+    if same && attempt.previous().len() <= MAX_REDIRECTS {
+        attempt.follow()
+    } else {
+        attempt.stop()
+    }
+}
+
+/// Maps a client error to its kind, finding the guarded resolver's refusal in the chain.
+fn classify(host: &str, error: reqwest::Error) -> IdentityError {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        match cause.downcast_ref::<DnsRefusal>() {
+            Some(refusal @ DnsRefusal::Forbidden { .. }) => {
+                return IdentityError::forbidden(host, refusal.to_string());
+            }
+            Some(DnsRefusal::NoAddress { .. }) => {
+                return IdentityError::NotFound {
+                    subject: host.to_owned(),
+                };
+            }
+            None => source = cause.source(),
+        }
+    }
+    if error.is_timeout() {
+        return IdentityError::Timeout {
+            host: host.to_owned(),
+        };
+    }
+    IdentityError::Network {
+        host: host.to_owned(),
+        detail: "request failed".into(),
+        source: Some(Arc::new(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        let cases = [
+            ("http://localhost:1/", true),
+            ("http://LOCALHOST./", true),
+            ("http://alice.localhost/", true),
+            ("http://127.0.0.1/", true),
+            ("http://127.1.2.3/", true),
+            ("http://[::1]/", true),
+            ("http://localhost.example/", false),
+            ("http://10.0.0.1/", false),
+            ("http://example.com/", false),
+        ];
+        for (url, expected) in cases {
+            let parsed = Url::parse(url);
+            let host = parsed.as_ref().ok().and_then(Url::host);
+            assert_eq!(host.as_ref().map(is_loopback_host), Some(expected), "{url}");
+        }
+    }
+}
