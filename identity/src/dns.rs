@@ -33,8 +33,13 @@ impl TxtResolver {
         let builder = match nameserver {
             Some(addr) => {
                 let mut config = ResolverConfig::new();
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
+                for protocol in [Protocol::Udp, Protocol::Tcp] {
+                    let mut server = NameServerConfig::new(addr, protocol);
+                    // The one configured server is the authority we chose: a "no such name"
+                    // from it is final, not a reason to ask elsewhere.
+                    server.trust_negative_responses = true;
+                    config.add_name_server(server);
+                }
                 TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
             }
             None => TokioResolver::builder_tokio().map_err(BuildError::Dns)?,
@@ -91,14 +96,17 @@ pub(crate) fn did_from_txt<'a>(records: impl IntoIterator<Item = &'a [Box<[u8]>]
 mod tests {
     use super::*;
 
-    fn record(strings: &[&str]) -> Vec<Box<[u8]>> {
+    /// One TXT record: its character-strings.
+    type TxtRecord = Vec<Box<[u8]>>;
+
+    fn record(strings: &[&str]) -> TxtRecord {
         strings.iter().map(|s| s.as_bytes().into()).collect()
     }
 
     #[test]
     fn parses_txt_records() {
         let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-        let cases: [(Vec<Vec<Box<[u8]>>>, Option<&str>); 7] = [
+        let cases: [(Vec<TxtRecord>, Option<&str>); 7] = [
             (
                 vec![record(&["did=did:plc:ewvi7nxzyoun6zhxrhs64oiz"])],
                 Some(did),
