@@ -1,12 +1,15 @@
 -- The view of fm.plyr.* records that the indexer writes and the appview reads.
 --
 -- Revs are TIDs, which sort correctly as bytes: every rev column uses the "C" collation so
--- `>` compares them the way the protocol orders them.
+-- `>` compares them the way the protocol orders them. Identifiers (AT-URIs, DIDs) use "C" too:
+-- they are ASCII keys, and byte comparison is what makes their many btree inserts cheap (a
+-- locale collation costs a strcoll per comparison and disables abbreviated keys). Columns
+-- joined to each other must share the collation.
 
 -- Every DID the indexer has seen. `handle` is null until known (served as handle.invalid).
 -- `active` follows #account events; inactive actors' content is never served.
 create table actor (
-    did            text primary key,
+    did            text collate "C" primary key,
     handle         text,
     active         boolean     not null default true,
     status         text,
@@ -17,15 +20,17 @@ create table actor (
     playlist_count integer     not null default 0,
     first_seen_at  timestamptz not null default now(),
     updated_at     timestamptz not null default now()
-);
+) with (fillfactor = 80);
 create index actor_handle_idx on actor (handle) where handle is not null;
 
 -- The folding ledger: the newest rev seen for every record URI, live or deleted. A write wins
 -- only when its rev is greater than the stored one, so replays and stale updates change nothing
 -- and a delete's tombstone (deleted = true) keeps an older create from resurrecting the record.
+-- No index on `did`: an account purge finds a DID's rows as the primary key range
+-- ['at://<did>/', 'at://<did>0') ('0' follows '/' in byte order), so events pay one index.
 create table record (
-    uri        text primary key,
-    did        text not null,
+    uri        text collate "C" primary key,
+    did        text collate "C" not null,
     collection text not null,
     rkey       text not null,
     rev        text collate "C" not null,
@@ -33,13 +38,12 @@ create table record (
     deleted    boolean     not null default false,
     updated_at timestamptz not null default now()
 );
-create index record_did_idx on record (did);
 
 -- fm.plyr.track. `sort_at` = least(created_at, indexed_at): a future-dated record cannot jump
 -- the queue. Counts are maintained by the indexer so reads never count rows.
 create table track (
-    uri           text primary key,
-    did           text        not null,
+    uri           text collate "C" primary key,
+    did           text collate "C" not null,
     rkey          text        not null,
     cid           text        not null,
     rev           text collate "C" not null,
@@ -52,19 +56,19 @@ create table track (
     record        jsonb       not null,
     like_count    integer     not null default 0,
     comment_count integer     not null default 0
-);
+) with (fillfactor = 70);
 create index track_sort_idx on track (sort_at desc, uri desc);
 create index track_did_sort_idx on track (did, sort_at desc, uri desc);
 
 -- fm.plyr.like. A like may arrive before its track; counts join on subject_uri when the track
 -- lands. Two likes of one track by one actor count once.
 create table track_like (
-    uri         text primary key,
-    did         text        not null,
+    uri         text collate "C" primary key,
+    did         text collate "C" not null,
     rkey        text        not null,
     cid         text        not null,
     rev         text collate "C" not null,
-    subject_uri text        not null,
+    subject_uri text collate "C" not null,
     subject_cid text,
     created_at  timestamptz not null,
     indexed_at  timestamptz not null default now(),
@@ -77,12 +81,12 @@ create index track_like_pair_idx on track_like (did, subject_uri, sort_at desc, 
 
 -- fm.plyr.comment: timed comments, read in playback order.
 create table comment (
-    uri          text primary key,
-    did          text        not null,
+    uri          text collate "C" primary key,
+    did          text collate "C" not null,
     rkey         text        not null,
     cid          text        not null,
     rev          text collate "C" not null,
-    subject_uri  text        not null,
+    subject_uri  text collate "C" not null,
     subject_cid  text,
     body         text        not null,
     timestamp_ms bigint      not null,
@@ -96,8 +100,8 @@ create index comment_did_idx on comment (did);
 
 -- fm.plyr.list: albums, playlists and "liked" lists; items keep record order.
 create table list (
-    uri        text primary key,
-    did        text        not null,
+    uri        text collate "C" primary key,
+    did        text collate "C" not null,
     rkey       text        not null,
     cid        text        not null,
     rev        text collate "C" not null,
@@ -113,9 +117,9 @@ create index list_did_sort_idx on list (did, sort_at desc, uri desc);
 create index list_did_type_sort_idx on list (did, list_type, sort_at desc, uri desc);
 
 create table list_item (
-    list_uri    text    not null references list (uri) on delete cascade,
+    list_uri    text collate "C" not null references list (uri) on delete cascade,
     position    integer not null,
-    subject_uri text    not null,
+    subject_uri text collate "C" not null,
     subject_cid text,
     primary key (list_uri, position)
 );
@@ -123,8 +127,8 @@ create index list_item_subject_idx on list_item (subject_uri);
 
 -- fm.plyr.actor.profile (rkey "self"): one per actor.
 create table profile (
-    did        text primary key,
-    uri        text        not null unique,
+    did        text collate "C" primary key,
+    uri        text collate "C" not null unique,
     cid        text        not null,
     rev        text collate "C" not null,
     bio        text,

@@ -80,15 +80,20 @@ pub(super) async fn apply_accounts(
 /// Removes a deleted account's content; its ledger rows stay, marked deleted, so replays of
 /// older commits cannot bring anything back.
 async fn purge(tx: &mut PgConnection, did: &str) -> Result<(), StoreError> {
+    // The ledger has no DID index: a DID's URIs are the key range from `at://<did>/` up to
+    // `at://<did>0` ('0' is the byte after '/'), scanned on the primary key.
     sqlx::query(
         "with l as (delete from track_like where did = $1),
               c as (delete from comment where did = $1),
               t as (delete from track where did = $1),
               li as (delete from list where did = $1),
               p as (delete from profile where did = $1)
-         update record set deleted = true, updated_at = now() where did = $1 and not deleted",
+         update record set deleted = true, updated_at = now()
+         where uri >= $2 and uri < $3 and did = $1 and not deleted",
     )
     .bind(did)
+    .bind(format!("at://{did}/"))
+    .bind(format!("at://{did}0"))
     .execute(&mut *tx)
     .await
     .map_err(StoreError::at("purging a deleted account"))?;
