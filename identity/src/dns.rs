@@ -30,6 +30,9 @@ impl TxtResolver {
         opts.timeout = timeout;
         // One try: a handle that does not answer quickly is retried by a later lookup anyway.
         opts.attempts = 1;
+        // The resolver's own caches hold answers; a record cache here would outlive
+        // `invalidate_handle`.
+        opts.cache_size = 0;
         let builder = match nameserver {
             Some(addr) => {
                 let mut config = ResolverConfig::new();

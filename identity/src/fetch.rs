@@ -28,6 +28,21 @@ pub(crate) struct Get<'a> {
     pub(crate) max_bytes: usize,
 }
 
+impl<'a> Get<'a> {
+    /// The host the request is for: the rate-limit key and the name in errors.
+    fn host_label(&self) -> &'a str {
+        self.host_header
+            .or_else(|| self.url.host_str())
+            .unwrap_or_default()
+    }
+}
+
+/// A 2xx or 4xx answer.
+pub(crate) struct Fetched {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
 /// The guarded HTTP client.
 #[derive(Debug)]
 pub(crate) struct Fetcher {
@@ -60,8 +75,21 @@ impl Fetcher {
 
     /// Fetches a 2xx body. 404 and 410 are [`IdentityError::NotFound`] (subject: the host).
     pub(crate) async fn get(&self, get: Get<'_>) -> Result<Vec<u8>, IdentityError> {
-        let url_host = get.url.host_str().unwrap_or_default();
-        let host = get.host_header.unwrap_or(url_host);
+        let host = get.host_label();
+        let fetched = self.fetch(get).await?;
+        match fetched.status {
+            status if status.is_success() => Ok(fetched.body),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Err(IdentityError::NotFound {
+                subject: host.to_owned(),
+            }),
+            status => Err(IdentityError::network(host, format!("status {status}"))),
+        }
+    }
+
+    /// Fetches a 2xx or 4xx answer with its (capped) body, for callers that read error
+    /// bodies; redirects not followed and 5xx are errors.
+    pub(crate) async fn fetch(&self, get: Get<'_>) -> Result<Fetched, IdentityError> {
+        let host = get.host_label();
         self.check_target(get.url, host)?;
         self.limiter
             .try_acquire(host, get.limit)
@@ -74,20 +102,13 @@ impl Fetcher {
             request = request.header(HOST, host_header);
         }
         let mut response = request.send().await.map_err(|e| classify(host, e))?;
-        match response.status() {
-            status if status.is_success() => {}
-            StatusCode::NOT_FOUND | StatusCode::GONE => {
-                return Err(IdentityError::NotFound {
-                    subject: host.to_owned(),
-                });
-            }
-            status if status.is_redirection() => {
-                return Err(IdentityError::network(
-                    host,
-                    "redirect to another origin refused",
-                ));
-            }
-            status => return Err(IdentityError::network(host, format!("status {status}"))),
+        let status = response.status();
+        if status.is_redirection() {
+            // Only left unfollowed when cross-origin or past MAX_REDIRECTS.
+            return Err(IdentityError::network(host, "redirect not followed"));
+        }
+        if !status.is_success() && !status.is_client_error() {
+            return Err(IdentityError::network(host, format!("status {status}")));
         }
         let too_large = || IdentityError::TooLarge {
             host: host.to_owned(),
@@ -106,7 +127,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Fetched { status, body })
     }
 
     /// Refuses, before any connection: plain http except to loopback in test mode, and IP

@@ -12,6 +12,9 @@
 //!       -> Some(handle) only if it names the same DID, else None ("handle.invalid")
 //! ```
 //!
+//! [`Resolver::repo_status`] asks the account's current PDS (`com.atproto.sync.getRepoStatus`)
+//! before an `#account` event hides anything: old hosts keep sending stale events.
+//!
 //! Every request goes through one guard: per-host token buckets, timeouts, a body cap read in
 //! chunks, same-origin redirects only, and an address policy that refuses private, loopback,
 //! link-local, unique-local, multicast and reserved addresses (loopback is allowed only with
@@ -41,6 +44,7 @@ mod fetch;
 mod identifier;
 mod rate;
 mod resolver;
+mod status;
 
 pub use config::ResolverConfig;
 pub use document::{DidDocument, Service, VerificationMethod};
@@ -48,3 +52,4 @@ pub use error::{BuildError, IdentityError, IdentityErrorKind};
 pub use identifier::{Did, Handle};
 pub use rate::RateLimit;
 pub use resolver::Resolver;
+pub use status::RepoStatus;

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use moka::Expiry;
 use moka::future::Cache;
 use percent_encoding::percent_decode_str;
 use url::{Host, Url};
@@ -16,6 +18,7 @@ use crate::document::DidDocument;
 use crate::error::{BuildError, IdentityError};
 use crate::fetch::{Fetcher, Get, is_loopback_host};
 use crate::identifier::{Did, Handle};
+use crate::status::{RepoStatus, parse_repo_status};
 
 /// TLDs that handle resolution refuses (the ATProto handle spec; not publicly resolvable).
 const RESERVED_TLDS: [&str; 8] = [
@@ -33,6 +36,11 @@ const WELL_KNOWN_MAX_BYTES: usize = 4096;
 const DID_DOC_ACCEPT: &str = "application/did+ld+json, application/json";
 /// did:plc identifiers are 24 characters of base32 (lowercase, digits 2-7).
 const PLC_ID_LEN: usize = 24;
+/// A handle that does not resolve is retried sooner than one that does: its owner may be
+/// setting it up right now (and the identity event may name a handle we never cached).
+const NEGATIVE_HANDLE_TTL: Duration = Duration::from_secs(300);
+/// A getRepoStatus answer is a few hundred bytes.
+const REPO_STATUS_MAX_BYTES: usize = 16 * 1024;
 
 /// Resolves DIDs and handles, with caching, rate limits and the address policy. Cheap to
 /// clone: clones share caches and connections.
@@ -83,7 +91,9 @@ impl Resolver {
             .build();
         let handles = Cache::builder()
             .max_capacity(config.cache_capacity)
-            .time_to_live(config.cache_ttl)
+            .expire_after(HandleExpiry {
+                ttl: config.cache_ttl,
+            })
             .build();
         Ok(Resolver {
             inner: Arc::new(Inner {
@@ -113,8 +123,8 @@ impl Resolver {
         self.resolve_did(did).await
     }
 
-    /// Forgets the cached document (and the answer for its handle): call on `#identity`
-    /// events.
+    /// Forgets the cached document (and the answer for the handle it claimed): call on
+    /// `#identity` events, with [`Resolver::invalidate_handle`] for the event's handle.
     pub async fn invalidate(&self, did: &Did) {
         if let Some(doc) = self.inner.docs.get(did).await
             && let Some(handle) = doc.handle()
@@ -153,6 +163,34 @@ impl Resolver {
                 None
             }
         }
+    }
+
+    /// Asks the account's current PDS (from its DID document) for the repo's status. An
+    /// error means "unknown": leave the stored status unchanged and ask again later.
+    pub async fn repo_status(&self, did: &Did) -> Result<RepoStatus, IdentityError> {
+        let doc = self.resolve_did(did).await?;
+        let pds = doc.pds_endpoint().ok_or_else(|| {
+            IdentityError::invalid_document(did.as_str(), "no #atproto_pds service")
+        })?;
+        let mut url = pds
+            .join("/xrpc/com.atproto.sync.getRepoStatus")
+            .map_err(|e| {
+                IdentityError::invalid_document(did.as_str(), format!("bad PDS url: {e}"))
+            })?;
+        url.query_pairs_mut().append_pair("did", did.as_str());
+        let fetched = self
+            .inner
+            .fetcher
+            .fetch(Get {
+                url: &url,
+                host_header: None,
+                accept: "application/json",
+                limit: self.inner.config.host_rate,
+                max_bytes: REPO_STATUS_MAX_BYTES,
+            })
+            .await?;
+        parse_repo_status(did.as_str(), fetched.status.is_success(), &fetched.body)
+            .map_err(|detail| IdentityError::network(pds.host_str().unwrap_or_default(), detail))
     }
 
     async fn fetch_did(&self, did: &Did) -> Result<Arc<DidDocument>, IdentityError> {
@@ -241,6 +279,20 @@ impl Resolver {
             Err(IdentityError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Expiry of handle answers: the configured TTL, shorter for "no DID".
+struct HandleExpiry {
+    ttl: Duration,
+}
+
+impl Expiry<Handle, Option<Did>> for HandleExpiry {
+    fn expire_after_create(&self, _: &Handle, did: &Option<Did>, _: Instant) -> Option<Duration> {
+        Some(match did {
+            Some(_) => self.ttl,
+            None => self.ttl.min(NEGATIVE_HANDLE_TTL),
+        })
     }
 }
 

@@ -17,7 +17,7 @@ use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
 use hickory_resolver::proto::rr::rdata::TXT;
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
 use plyr_identity::{
-    Did, Handle, IdentityError, IdentityErrorKind, RateLimit, Resolver, ResolverConfig,
+    Did, Handle, IdentityError, IdentityErrorKind, RateLimit, RepoStatus, Resolver, ResolverConfig,
 };
 use plyr_repo::PublicKey;
 use tokio::net::{TcpListener, UdpSocket};
@@ -43,6 +43,10 @@ fn handle(s: &str) -> Result<Handle> {
 }
 
 fn doc_json(did: &str, handle: &str, key: &str) -> String {
+    doc_json_on(did, handle, key, "https://pds.example.com")
+}
+
+fn doc_json_on(did: &str, handle: &str, key: &str, pds: &str) -> String {
     serde_json::json!({
         "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
         "id": did,
@@ -54,7 +58,7 @@ fn doc_json(did: &str, handle: &str, key: &str) -> String {
             "publicKeyMultibase": key,
         }],
         "service": [
-            {"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": "https://pds.example.com"},
+            {"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": pds},
             {"id": "#plyr_appview", "type": "PlyrAppView", "serviceEndpoint": "https://api.plyr.example"},
         ],
     })
@@ -78,10 +82,13 @@ enum Reply {
     /// Never answers (until the server stops).
     Stall,
     Redirect(String),
+    /// A status code with a JSON body.
+    Status(StatusCode, String),
 }
 
-/// What the HTTP server serves and what it saw. Routes are keyed by path (`/did:plc:...`), or
-/// by `host` + path for `/.well-known/...` (did:web documents and handles).
+/// What the HTTP server serves and what it saw. Routes are keyed by path (`/did:plc:...`), by
+/// `host` + path for `/.well-known/...` (did:web documents and handles), and by path + query
+/// for `/xrpc/...`.
 #[derive(Default)]
 struct World {
     routes: Mutex<HashMap<String, Reply>>,
@@ -107,6 +114,8 @@ async fn serve(State(world): State<Arc<World>>, headers: HeaderMap, uri: Uri) ->
     let path = uri.path();
     let key = if path.starts_with("/.well-known/") {
         format!("{host}{path}")
+    } else if path.starts_with("/xrpc/") {
+        format!("{path}?{}", uri.query().unwrap_or_default())
     } else {
         path.to_owned()
     };
@@ -125,6 +134,9 @@ async fn serve(State(world): State<Arc<World>>, headers: HeaderMap, uri: Uri) ->
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
         Some(Reply::Redirect(to)) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
+        Some(Reply::Status(code, body)) => {
+            (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
     }
 }
 
@@ -583,5 +595,82 @@ async fn forbidden_addresses_are_refused_without_connecting() -> Result<()> {
     drop(accepted);
     harness.world.stop.cancel();
     watcher.await??;
+    harness.stop().await
+}
+
+#[tokio::test]
+async fn account_status_comes_from_the_current_pds() -> Result<()> {
+    let harness = Harness::start(&[]).await?;
+    let pds = format!("http://{}", harness.http);
+    let world = &harness.world;
+    let status_key = |did: &str| {
+        format!(
+            "/xrpc/com.atproto.sync.getRepoStatus?did={}",
+            did.replace(':', "%3A")
+        )
+    };
+    let (active, taken, gone, broken, nowhere) = (plc('a'), plc('b'), plc('c'), plc('d'), plc('e'));
+    for owner in [&active, &taken, &gone, &broken] {
+        world.route(
+            format!("/{owner}"),
+            Reply::Text(doc_json_on(owner, "x.test", K256_KEY, &pds)),
+        );
+    }
+    // This one's PDS is a closed loopback port: unreachable.
+    world.route(
+        format!("/{nowhere}"),
+        Reply::Text(doc_json_on(
+            &nowhere,
+            "x.test",
+            K256_KEY,
+            "http://127.0.0.1:1",
+        )),
+    );
+    let body = |did: &str, rest: &str| format!(r#"{{"did":"{did}",{rest}}}"#);
+    world.route(
+        status_key(&active),
+        Reply::Text(body(&active, r#""active":true,"rev":"3lbbbbbbbbb22""#)),
+    );
+    world.route(
+        status_key(&taken),
+        Reply::Text(body(&taken, r#""active":false,"status":"takendown""#)),
+    );
+    world.route(
+        status_key(&gone),
+        Reply::Status(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"RepoNotFound","message":"no repo"}"#.into(),
+        ),
+    );
+    world.route(
+        status_key(&broken),
+        Reply::Status(StatusCode::INTERNAL_SERVER_ERROR, "{}".into()),
+    );
+    let resolver = harness.resolver()?;
+
+    use IdentityErrorKind::*;
+    let cases = [
+        (
+            &active,
+            Ok(RepoStatus::Active {
+                rev: Some("3lbbbbbbbbb22".into()),
+            }),
+        ),
+        (
+            &taken,
+            Ok(RepoStatus::Inactive {
+                status: "takendown".into(),
+            }),
+        ),
+        (&gone, Ok(RepoStatus::NotFound)),
+        (&broken, Err(Network)),
+        (&nowhere, Err(Network)),
+    ];
+    for (owner, expected) in cases {
+        let got = kind(resolver.repo_status(&did(owner)?).await);
+        assert_eq!(got, expected, "{owner}");
+    }
+    assert_eq!(world.hits(&status_key(&active)), 1);
+
     harness.stop().await
 }
