@@ -377,14 +377,12 @@ async fn bad_answers_are_rejected_by_kind() -> Result<()> {
 
     let resolver = Resolver::new(ResolverConfig {
         max_doc_bytes: 4096,
-        request_timeout: Duration::from_millis(300),
         ..harness.config()?
     })?;
-    let cases: [(String, Result<(), IdentityErrorKind>); 11] = [
+    let cases: [(String, Result<(), IdentityErrorKind>); 10] = [
         (plc('c'), Err(InvalidDocument)),
         (plc('d'), Err(TooLarge)),
         (plc('e'), Err(TooLarge)),
-        (plc('f'), Err(Timeout)),
         (plc('g'), Err(InvalidDocument)),
         (plc('z'), Err(NotFound)),
         (redirected.clone(), Err(Network)),
@@ -410,6 +408,15 @@ async fn bad_answers_are_rejected_by_kind() -> Result<()> {
         "cross-origin redirect was followed"
     );
     assert_eq!(world.hits("/did:plc:tooshort"), 0);
+
+    // A server that never answers: a short budget of its own, so the other cases above keep
+    // a generous one on a loaded machine.
+    let impatient = Resolver::new(ResolverConfig {
+        request_timeout: Duration::from_millis(300),
+        ..harness.config()?
+    })?;
+    let got = kind(impatient.resolve_did(&did(&plc('f'))?).await).map(|_| ());
+    assert_eq!(got, Err(Timeout));
 
     harness.stop().await
 }
