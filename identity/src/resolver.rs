@@ -165,10 +165,12 @@ impl Resolver {
         }
     }
 
-    /// Asks the account's current PDS (from its DID document) for the repo's status. An
-    /// error means "unknown": leave the stored status unchanged and ask again later.
+    /// Asks the account's current PDS for the repo's status. The DID document is re-fetched
+    /// first: after a migration the old PDS reports the account deactivated, so a cached
+    /// endpoint would confirm exactly the stale event this check exists to catch. An error
+    /// means "unknown": leave the stored status unchanged and ask again later.
     pub async fn repo_status(&self, did: &Did) -> Result<RepoStatus, IdentityError> {
-        let doc = self.resolve_did(did).await?;
+        let doc = self.refresh_did(did).await?;
         let pds = doc.pds_endpoint().ok_or_else(|| {
             IdentityError::invalid_document(did.as_str(), "no #atproto_pds service")
         })?;
