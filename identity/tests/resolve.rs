@@ -87,8 +87,8 @@ enum Reply {
 }
 
 /// What the HTTP server serves and what it saw. Routes are keyed by path (`/did:plc:...`), by
-/// `host` + path for `/.well-known/...` (did:web documents and handles), and by path + query
-/// for `/xrpc/...`.
+/// `host` + path for `/.well-known/...` (did:web documents and handles), and by `host` + path
+/// + query for `/xrpc/...` (PDS methods).
 #[derive(Default)]
 struct World {
     routes: Mutex<HashMap<String, Reply>>,
@@ -115,7 +115,7 @@ async fn serve(State(world): State<Arc<World>>, headers: HeaderMap, uri: Uri) ->
     let key = if path.starts_with("/.well-known/") {
         format!("{host}{path}")
     } else if path.starts_with("/xrpc/") {
-        format!("{path}?{}", uri.query().unwrap_or_default())
+        format!("{host}{path}?{}", uri.query().unwrap_or_default())
     } else {
         path.to_owned()
     };
@@ -610,12 +610,14 @@ async fn account_status_comes_from_the_current_pds() -> Result<()> {
     let harness = Harness::start(&[]).await?;
     let pds = format!("http://{}", harness.http);
     let world = &harness.world;
-    let status_key = |did: &str| {
+    let status_on = |host: &str, did: &str| {
         format!(
-            "/xrpc/com.atproto.sync.getRepoStatus?did={}",
+            "{host}/xrpc/com.atproto.sync.getRepoStatus?did={}",
             did.replace(':', "%3A")
         )
     };
+    let here = harness.http.to_string();
+    let status_key = |did: &str| status_on(&here, did);
     let (active, taken, gone, broken, nowhere) = (plc('a'), plc('b'), plc('c'), plc('d'), plc('e'));
     for owner in [&active, &taken, &gone, &broken] {
         world.route(
@@ -678,6 +680,36 @@ async fn account_status_comes_from_the_current_pds() -> Result<()> {
         assert_eq!(got, expected, "{owner}");
     }
     assert_eq!(world.hits(&status_key(&active)), 1);
+
+    // A migrated account: the cached document still names the old PDS, which now reports the
+    // account deactivated; the check re-resolves and asks the new one.
+    let migrant = plc('m');
+    let old_host = format!("localhost:{}", harness.http.port());
+    world.route(
+        format!("/{migrant}"),
+        Reply::Text(doc_json_on(
+            &migrant,
+            "m.test",
+            K256_KEY,
+            &format!("http://{old_host}"),
+        )),
+    );
+    world.route(
+        status_on(&old_host, &migrant),
+        Reply::Text(body(&migrant, r#""active":false,"status":"deactivated""#)),
+    );
+    world.route(
+        status_key(&migrant),
+        Reply::Text(body(&migrant, r#""active":true"#)),
+    );
+    resolver.resolve_did(&did(&migrant)?).await?;
+    world.route(
+        format!("/{migrant}"),
+        Reply::Text(doc_json_on(&migrant, "m.test", K256_KEY, &pds)),
+    );
+    let got = kind(resolver.repo_status(&did(&migrant)?).await);
+    assert_eq!(got, Ok(RepoStatus::Active { rev: None }));
+    assert_eq!(world.hits(&status_on(&old_host, &migrant)), 0);
 
     harness.stop().await
 }
