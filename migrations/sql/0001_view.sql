@@ -22,6 +22,8 @@ create table actor (
     updated_at     timestamptz not null default now()
 ) with (fillfactor = 80);
 create index actor_handle_idx on actor (handle) where handle is not null;
+-- The few inactive actors: each commit batch looks its authors up here.
+create index actor_inactive_idx on actor (did) where not active;
 
 -- The folding ledger: the newest rev seen for every record URI, live or deleted. A write wins
 -- only when its rev is greater than the stored one, so replays and stale updates change nothing
@@ -76,8 +78,9 @@ create table track_like (
 );
 create index track_like_subject_idx on track_like (subject_uri, sort_at desc, uri desc) include (did);
 create index track_like_did_idx on track_like (did, sort_at desc, uri desc);
--- Finds an actor's other likes of the same track: duplicates count and list once.
-create index track_like_pair_idx on track_like (did, subject_uri, sort_at desc, uri desc);
+-- Finds an actor's other likes of the same track: duplicates count and list once. A pair
+-- has one or a few likes, so the key stops at the pair.
+create index track_like_pair_idx on track_like (did, subject_uri);
 
 -- fm.plyr.comment: timed comments, read in playback order.
 create table comment (

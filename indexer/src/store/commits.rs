@@ -59,7 +59,7 @@ pub(super) async fn apply_commits(
         return Ok(0);
     }
 
-    let winners = fold_ledger(tx, &ops).await?;
+    let (winners, seen) = fold_ledger(tx, &ops).await?;
     let mut effects = Effects::new(inactive);
     for kind in RecordKind::ALL {
         let of_kind: Vec<&CommitOp> = winners
@@ -74,10 +74,12 @@ pub(super) async fn apply_commits(
             of_kind.into_iter().partition(|op| op.write.is_some());
         let deletes: Vec<&str> = deletes.iter().map(|op| op.uri.as_str()).collect();
         match kind {
-            RecordKind::Track => fold_tracks(tx, &writes, &deletes, &mut effects).await?,
-            RecordKind::Like => fold_likes(tx, &writes, &deletes, &mut effects).await?,
-            RecordKind::Comment => fold_comments(tx, &writes, &deletes, &mut effects).await?,
-            RecordKind::List => fold_lists(tx, &writes, &deletes, &mut effects).await?,
+            RecordKind::Track => fold_tracks(tx, &writes, &deletes, &seen, &mut effects).await?,
+            RecordKind::Like => fold_likes(tx, &writes, &deletes, &seen, &mut effects).await?,
+            RecordKind::Comment => {
+                fold_comments(tx, &writes, &deletes, &seen, &mut effects).await?
+            }
+            RecordKind::List => fold_lists(tx, &writes, &deletes, &seen, &mut effects).await?,
             RecordKind::Profile => fold_profiles(tx, &writes, &deletes).await?,
         }
     }
@@ -86,11 +88,12 @@ pub(super) async fn apply_commits(
 }
 
 /// Upserts the ledger; returns the ops that won (a new URI, or a rev greater than the stored
-/// one, live or tombstone).
+/// one, live or tombstone) and the winners' URIs the ledger already held. Only those can have
+/// a typed row, so only they are looked up there: a batch of creates reads nothing back.
 async fn fold_ledger<'a>(
     tx: &mut PgConnection,
     ops: &[&'a CommitOp],
-) -> Result<Vec<&'a CommitOp>, StoreError> {
+) -> Result<(Vec<&'a CommitOp>, HashSet<&'a str>), StoreError> {
     let mut uris = Vec::with_capacity(ops.len());
     let mut dids = Vec::with_capacity(ops.len());
     let mut collections = Vec::with_capacity(ops.len());
@@ -107,7 +110,9 @@ async fn fold_ledger<'a>(
         cids.push(op.write.as_ref().map(|w| w.cid.as_str()));
         deletes.push(op.write.is_none());
     }
-    let won: Vec<String> = sqlx::query_scalar(
+    // `xmax <> 0` tells an updated row from an inserted one: an ON CONFLICT update carries
+    // this transaction's row lock into the new version's xmax, an insert leaves it 0.
+    let won: Vec<(String, bool)> = sqlx::query_as(
         "insert into record (uri, did, collection, rkey, rev, cid, deleted)
          select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::bool[])
@@ -115,7 +120,7 @@ async fn fold_ledger<'a>(
          set rev = excluded.rev, cid = excluded.cid, deleted = excluded.deleted,
              updated_at = now()
          where excluded.rev > record.rev
-         returning uri",
+         returning uri, xmax <> 0",
     )
     .bind(&uris)
     .bind(&dids)
@@ -127,18 +132,36 @@ async fn fold_ledger<'a>(
     .fetch_all(&mut *tx)
     .await
     .map_err(StoreError::at("folding into the record ledger"))?;
-    let won: HashSet<String> = won.into_iter().collect();
-    Ok(ops
+    let won: HashMap<String, bool> = won.into_iter().collect();
+    let mut winners = Vec::with_capacity(won.len());
+    let mut seen = HashSet::new();
+    for op in ops.iter().copied() {
+        match won.get(&op.uri) {
+            Some(true) => {
+                seen.insert(op.uri.as_str());
+                winners.push(op);
+            }
+            Some(false) => winners.push(op),
+            None => {}
+        }
+    }
+    Ok((winners, seen))
+}
+
+/// The URIs among `writes` that the ledger held before this batch.
+fn seen_of<'a>(writes: &[&'a CommitOp], seen: &HashSet<&str>) -> Vec<&'a str> {
+    writes
         .iter()
-        .copied()
-        .filter(|op| won.contains(&op.uri))
-        .collect())
+        .map(|op| op.uri.as_str())
+        .filter(|uri| seen.contains(uri))
+        .collect()
 }
 
 async fn fold_tracks(
     tx: &mut PgConnection,
     writes: &[&CommitOp],
     deletes: &[&str],
+    seen: &HashSet<&str>,
     effects: &mut Effects,
 ) -> Result<(), StoreError> {
     if !deletes.is_empty() {
@@ -158,7 +181,7 @@ async fn fold_tracks(
     }
     // `old` reads the table as it was before this statement's upsert.
     let existed: Vec<String> = sqlx::query_scalar(
-        "with old as (select uri from track where uri = any($1)),
+        "with old as (select uri from track where uri = any($11)),
          up as (
            insert into track (uri, did, rkey, cid, rev, title, artist, album, created_at,
                               sort_at, record)
@@ -186,6 +209,7 @@ async fn fold_tracks(
     .bind(&cols.opt_a)
     .bind(&cols.created_at)
     .bind(&cols.record)
+    .bind(seen_of(writes, seen))
     .fetch_all(&mut *tx)
     .await
     .map_err(StoreError::at("upserting tracks"))?;
@@ -208,10 +232,14 @@ async fn fold_likes(
     tx: &mut PgConnection,
     writes: &[&CommitOp],
     deletes: &[&str],
+    seen: &HashSet<&str>,
     effects: &mut Effects,
 ) -> Result<(), StoreError> {
     let cols = Columns::of(writes);
-    let touched: Vec<&str> = cols.uri.iter().chain(deletes).copied().collect();
+    let touched: Vec<&str> = seen_of(writes, seen)
+        .into_iter()
+        .chain(deletes.iter().copied())
+        .collect();
     // Every CTE reads the table as it was before the statement.
     let before: Vec<(String, String, bool, bool)> = sqlx::query_as(
         "with pairs as (
@@ -293,6 +321,7 @@ async fn fold_comments(
     tx: &mut PgConnection,
     writes: &[&CommitOp],
     deletes: &[&str],
+    seen: &HashSet<&str>,
     effects: &mut Effects,
 ) -> Result<(), StoreError> {
     if !deletes.is_empty() {
@@ -312,7 +341,7 @@ async fn fold_comments(
         return Ok(());
     }
     let old: Vec<(String, String)> = sqlx::query_as(
-        "with old as (select uri, subject_uri from comment where uri = any($1)),
+        "with old as (select uri, subject_uri from comment where uri = any($12)),
          up as (
            insert into comment (uri, did, rkey, cid, rev, subject_uri, subject_cid, body,
                                 timestamp_ms, created_at, sort_at, record)
@@ -345,6 +374,7 @@ async fn fold_comments(
     .bind(&cols.int8)
     .bind(&cols.created_at)
     .bind(&cols.record)
+    .bind(seen_of(writes, seen))
     .fetch_all(&mut *tx)
     .await
     .map_err(StoreError::at("upserting comments"))?;
@@ -365,6 +395,7 @@ async fn fold_lists(
     tx: &mut PgConnection,
     writes: &[&CommitOp],
     deletes: &[&str],
+    seen: &HashSet<&str>,
     effects: &mut Effects,
 ) -> Result<(), StoreError> {
     if !deletes.is_empty() {
@@ -383,7 +414,7 @@ async fn fold_lists(
         return Ok(());
     }
     let old: Vec<(String, Option<String>)> = sqlx::query_as(
-        "with old as (select uri, list_type from list where uri = any($1)),
+        "with old as (select uri, list_type from list where uri = any($11)),
          up as (
            insert into list (uri, did, rkey, cid, rev, name, list_type, item_count,
                              created_at, sort_at, record)
@@ -412,6 +443,7 @@ async fn fold_lists(
     .bind(&cols.int4)
     .bind(&cols.created_at)
     .bind(&cols.record)
+    .bind(seen_of(writes, seen))
     .fetch_all(&mut *tx)
     .await
     .map_err(StoreError::at("upserting lists"))?;

@@ -77,39 +77,89 @@ impl Effects {
         }
     }
 
-    /// Writes the counters: deltas first, then the recounts of new tracks, which are exact.
+    /// Writes the counters. A new track gets its exact count (it starts at zero, and likes
+    /// may have come first), every other track its delta, in one update.
     pub(super) async fn apply(self, tx: &mut PgConnection) -> Result<(), StoreError> {
-        move_tracks(tx, &self.tracks).await?;
-        let uris: Vec<String> = self.new_tracks.into_iter().collect();
-        recount_tracks(tx, &uris).await?;
+        let mut changes: Vec<TrackChange> = self
+            .tracks
+            .iter()
+            .filter(|(uri, d)| **d != TrackDelta::default() && !self.new_tracks.contains(*uri))
+            .map(|(uri, d)| TrackChange {
+                uri: uri.clone(),
+                counts: *d,
+                exact: false,
+            })
+            .collect();
+        changes.extend(count_new_tracks(tx, &self.new_tracks).await?);
+        move_tracks(tx, &changes).await?;
         move_actors(tx, &self.actors).await
     }
 }
 
-async fn move_tracks(
+/// A counter write for one track: a delta, or (for a new track) the exact counts.
+struct TrackChange {
+    uri: String,
+    counts: TrackDelta,
+    exact: bool,
+}
+
+/// Exact counts of tracks that just arrived, for those with any: distinct active likers,
+/// comments by active actors. Each track is an index probe; the track table is not joined.
+async fn count_new_tracks(
     tx: &mut PgConnection,
-    deltas: &BTreeMap<String, TrackDelta>,
-) -> Result<(), StoreError> {
-    let changed: Vec<(&String, &TrackDelta)> = deltas
-        .iter()
-        .filter(|(_, d)| **d != TrackDelta::default())
-        .collect();
-    if changed.is_empty() {
+    uris: &BTreeSet<String>,
+) -> Result<Vec<TrackChange>, StoreError> {
+    if uris.is_empty() {
+        return Ok(Vec::new());
+    }
+    let uris: Vec<&str> = uris.iter().map(String::as_str).collect();
+    // Materialized so each count runs once, not again in the filter.
+    let counted: Vec<(String, i32, i32)> = sqlx::query_as(
+        "with c as materialized (
+           select u.uri,
+             (select count(distinct l.did) from track_like l join actor a on a.did = l.did
+              where l.subject_uri = u.uri and a.active)::int4 as likes,
+             (select count(*) from comment c join actor a on a.did = c.did
+              where c.subject_uri = u.uri and a.active)::int4 as comments
+           from unnest($1::text[]) as u(uri))
+         select uri, likes, comments from c where likes <> 0 or comments <> 0",
+    )
+    .bind(&uris)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(StoreError::at("counting new tracks"))?;
+    Ok(counted
+        .into_iter()
+        .map(|(uri, likes, comments)| TrackChange {
+            uri,
+            counts: TrackDelta { likes, comments },
+            exact: true,
+        })
+        .collect())
+}
+
+async fn move_tracks(tx: &mut PgConnection, changes: &[TrackChange]) -> Result<(), StoreError> {
+    if changes.is_empty() {
         return Ok(());
     }
-    let uris: Vec<&str> = changed.iter().map(|(uri, _)| uri.as_str()).collect();
-    let likes: Vec<i32> = changed.iter().map(|(_, d)| d.likes).collect();
-    let comments: Vec<i32> = changed.iter().map(|(_, d)| d.comments).collect();
-    // Tracks not indexed yet match nothing; they are recounted when they arrive.
+    let uris: Vec<&str> = changes.iter().map(|c| c.uri.as_str()).collect();
+    let likes: Vec<i32> = changes.iter().map(|c| c.counts.likes).collect();
+    let comments: Vec<i32> = changes.iter().map(|c| c.counts.comments).collect();
+    let exact: Vec<bool> = changes.iter().map(|c| c.exact).collect();
+    // Tracks not indexed yet match nothing; they are counted when they arrive.
     sqlx::query(
         "update track t
-         set like_count = t.like_count + d.likes, comment_count = t.comment_count + d.comments
-         from unnest($1::text[], $2::int4[], $3::int4[]) as d(uri, likes, comments)
+         set like_count = case when d.exact then d.likes else t.like_count + d.likes end,
+             comment_count = case when d.exact then d.comments
+                                  else t.comment_count + d.comments end
+         from unnest($1::text[], $2::int4[], $3::int4[], $4::bool[])
+              as d(uri, likes, comments, exact)
          where t.uri = d.uri",
     )
     .bind(&uris)
     .bind(&likes)
     .bind(&comments)
+    .bind(&exact)
     .execute(&mut *tx)
     .await
     .map_err(StoreError::at("moving track counters"))?;
