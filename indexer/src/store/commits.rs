@@ -22,22 +22,16 @@ pub(super) async fn apply_commits(
     if ops.is_empty() {
         return Ok(0);
     }
-    // Every author gets an actor row; commits of deleted accounts are dropped. (Rows inserted
-    // by this statement are not in its snapshot, which is right: new actors are active.)
-    let dids: Vec<&str> = ops
-        .iter()
-        .map(|op| op.did.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let inactive: Vec<(String, Option<String>)> = sqlx::query_as(
-        "with ensured as (insert into actor (did) select unnest($1::text[]) on conflict do nothing)
-         select did, status from actor where did = any($1) and not active",
-    )
-    .bind(&dids)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(StoreError::at("ensuring actors"))?;
+    // Commits of deleted accounts are dropped. Every author gets an actor row, written with
+    // its counter changes at the end of the segment (an author not stored yet is active).
+    let dids: BTreeSet<&str> = ops.iter().map(|op| op.did.as_str()).collect();
+    let authors: Vec<&str> = dids.iter().copied().collect();
+    let inactive: Vec<(String, Option<String>)> =
+        sqlx::query_as("select did, status from actor where did = any($1) and not active")
+            .bind(&authors)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::at("finding inactive authors"))?;
     let deleted: HashSet<String> = inactive
         .iter()
         .filter(|(_, status)| status.as_deref() == Some("deleted"))
@@ -60,7 +54,7 @@ pub(super) async fn apply_commits(
     }
 
     let (winners, seen) = fold_ledger(tx, &ops).await?;
-    let mut effects = Effects::new(inactive);
+    let mut effects = Effects::new(inactive, &authors);
     for kind in RecordKind::ALL {
         let of_kind: Vec<&CommitOp> = winners
             .iter()

@@ -57,10 +57,15 @@ pub(super) struct Effects {
 }
 
 impl Effects {
-    /// Effects of a segment whose inactive authors are `inactive`.
-    pub(super) fn new(inactive: HashSet<String>) -> Effects {
+    /// Effects of a segment by `authors`, of whom `inactive` are inactive. Every author gets
+    /// an actor row when the effects are applied.
+    pub(super) fn new(inactive: HashSet<String>, authors: &[&str]) -> Effects {
         Effects {
             inactive,
+            actors: authors
+                .iter()
+                .map(|did| ((*did).to_owned(), Delta::default()))
+                .collect(),
             ..Effects::default()
         }
     }
@@ -77,9 +82,11 @@ impl Effects {
         }
     }
 
-    /// Writes the counters. A new track gets its exact count (it starts at zero, and likes
-    /// may have come first), every other track its delta, in one update.
+    /// Writes the actors (new ones with their counts) and the track counters. A new track gets
+    /// its exact count (it starts at zero, and likes may have come first), every other track
+    /// its delta, in one update. Actors go first: a new track's count joins its likers' rows.
     pub(super) async fn apply(self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        upsert_actors(tx, &self.actors).await?;
         let mut changes: Vec<TrackChange> = self
             .tracks
             .iter()
@@ -91,8 +98,7 @@ impl Effects {
             })
             .collect();
         changes.extend(count_new_tracks(tx, &self.new_tracks).await?);
-        move_tracks(tx, &changes).await?;
-        move_actors(tx, &self.actors).await
+        move_tracks(tx, &changes).await
     }
 }
 
@@ -166,28 +172,30 @@ async fn move_tracks(tx: &mut PgConnection, changes: &[TrackChange]) -> Result<(
     Ok(())
 }
 
-async fn move_actors(
+/// Inserts the actors not stored yet with their counts, and moves the others' counters (an
+/// unchanged one is left as it is).
+async fn upsert_actors(
     tx: &mut PgConnection,
     deltas: &BTreeMap<String, Delta>,
 ) -> Result<(), StoreError> {
-    let changed: Vec<(&String, &Delta)> = deltas
-        .iter()
-        .filter(|(_, d)| **d != Delta::default())
-        .collect();
-    if changed.is_empty() {
+    if deltas.is_empty() {
         return Ok(());
     }
-    let dids: Vec<&str> = changed.iter().map(|(did, _)| did.as_str()).collect();
-    let column = |f: fn(&Delta) -> i32| changed.iter().map(|(_, d)| f(d)).collect::<Vec<i32>>();
+    let dids: Vec<&str> = deltas.keys().map(String::as_str).collect();
+    let column = |f: fn(&Delta) -> i32| deltas.values().map(f).collect::<Vec<i32>>();
     sqlx::query(
-        "update actor a
-         set track_count = a.track_count + d.tracks, like_count = a.like_count + d.likes,
-             comment_count = a.comment_count + d.comments,
-             album_count = a.album_count + d.albums,
-             playlist_count = a.playlist_count + d.playlists, updated_at = now()
-         from unnest($1::text[], $2::int4[], $3::int4[], $4::int4[], $5::int4[], $6::int4[])
-              as d(did, tracks, likes, comments, albums, playlists)
-         where a.did = d.did",
+        "insert into actor as a (did, track_count, like_count, comment_count, album_count,
+                                 playlist_count)
+         select * from unnest($1::text[], $2::int4[], $3::int4[], $4::int4[], $5::int4[],
+                              $6::int4[])
+         on conflict (did) do update
+         set track_count = a.track_count + excluded.track_count,
+             like_count = a.like_count + excluded.like_count,
+             comment_count = a.comment_count + excluded.comment_count,
+             album_count = a.album_count + excluded.album_count,
+             playlist_count = a.playlist_count + excluded.playlist_count, updated_at = now()
+         where (excluded.track_count, excluded.like_count, excluded.comment_count,
+                excluded.album_count, excluded.playlist_count) <> (0, 0, 0, 0, 0)",
     )
     .bind(&dids)
     .bind(column(|d| d.tracks))
@@ -197,7 +205,7 @@ async fn move_actors(
     .bind(column(|d| d.playlists))
     .execute(&mut *tx)
     .await
-    .map_err(StoreError::at("moving actor counters"))?;
+    .map_err(StoreError::at("writing actors and their counters"))?;
     Ok(())
 }
 
