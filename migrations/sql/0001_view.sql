@@ -28,15 +28,12 @@ create index actor_inactive_idx on actor (did) where not active;
 -- The folding ledger: the newest rev seen for every record URI, live or deleted. A write wins
 -- only when its rev is greater than the stored one, so replays and stale updates change nothing
 -- and a delete's tombstone (deleted = true) keeps an older create from resurrecting the record.
--- No index on `did`: an account purge finds a DID's rows as the primary key range
--- ['at://<did>/', 'at://<did>0') ('0' follows '/' in byte order), so events pay one index.
+-- Every event writes a row here, so it holds only what folding needs (the DID, collection and
+-- rkey are parts of the URI). No index on the DID: an account purge finds a DID's rows as the
+-- primary key range ['at://<did>/', 'at://<did>0') ('0' follows '/' in byte order).
 create table record (
     uri        text collate "C" primary key,
-    did        text collate "C" not null,
-    collection text not null,
-    rkey       text not null,
     rev        text collate "C" not null,
-    cid        text,
     deleted    boolean     not null default false,
     updated_at timestamptz not null default now()
 );

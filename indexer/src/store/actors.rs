@@ -89,7 +89,7 @@ async fn purge(tx: &mut PgConnection, did: &str) -> Result<(), StoreError> {
               li as (delete from list where did = $1),
               p as (delete from profile where did = $1)
          update record set deleted = true, updated_at = now()
-         where uri >= $2 and uri < $3 and did = $1 and not deleted",
+         where uri >= $2 and uri < $3 and not deleted",
     )
     .bind(did)
     .bind(format!("at://{did}/"))

@@ -89,39 +89,25 @@ async fn fold_ledger<'a>(
     ops: &[&'a CommitOp],
 ) -> Result<(Vec<&'a CommitOp>, HashSet<&'a str>), StoreError> {
     let mut uris = Vec::with_capacity(ops.len());
-    let mut dids = Vec::with_capacity(ops.len());
-    let mut collections = Vec::with_capacity(ops.len());
-    let mut rkeys = Vec::with_capacity(ops.len());
     let mut revs = Vec::with_capacity(ops.len());
-    let mut cids = Vec::with_capacity(ops.len());
     let mut deletes = Vec::with_capacity(ops.len());
     for op in ops {
         uris.push(op.uri.as_str());
-        dids.push(op.did.as_str());
-        collections.push(op.collection.as_str());
-        rkeys.push(op.rkey.as_str());
         revs.push(op.rev.as_str());
-        cids.push(op.write.as_ref().map(|w| w.cid.as_str()));
         deletes.push(op.write.is_none());
     }
     // `xmax <> 0` tells an updated row from an inserted one: an ON CONFLICT update carries
     // this transaction's row lock into the new version's xmax, an insert leaves it 0.
     let won: Vec<(String, bool)> = sqlx::query_as(
-        "insert into record (uri, did, collection, rkey, rev, cid, deleted)
-         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::bool[])
+        "insert into record (uri, rev, deleted)
+         select * from unnest($1::text[], $2::text[], $3::bool[])
          on conflict (uri) do update
-         set rev = excluded.rev, cid = excluded.cid, deleted = excluded.deleted,
-             updated_at = now()
+         set rev = excluded.rev, deleted = excluded.deleted, updated_at = now()
          where excluded.rev > record.rev
          returning uri, xmax <> 0",
     )
     .bind(&uris)
-    .bind(&dids)
-    .bind(&collections)
-    .bind(&rkeys)
     .bind(&revs)
-    .bind(&cids)
     .bind(&deletes)
     .fetch_all(&mut *tx)
     .await

@@ -88,7 +88,7 @@ async fn snapshot(pool: &PgPool) -> Vec<String> {
     let queries = [
         "select did, handle, active, status, track_count, like_count, comment_count,
                 album_count, playlist_count, first_seen_at from actor order by did",
-        "select uri, did, collection, rkey, rev, cid, deleted from record order by uri",
+        "select uri, rev, deleted from record order by uri",
         "select * from track order by uri",
         "select * from track_like order by uri",
         "select * from comment order by uri",
