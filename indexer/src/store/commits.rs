@@ -1,6 +1,6 @@
-//! Folds a run of record commits: ensure the authors exist, drop deleted accounts' commits, let
-//! the `record` ledger pick the winners (new URI or greater rev), then write and delete the
-//! winners' typed rows, noting the counter changes they cause.
+//! Folds a run of record commits: drop deleted accounts' commits, let the `record` ledger pick
+//! the winners (new URI or greater rev), then write and delete the winners' typed rows, noting
+//! the counter changes they cause; the authors' actor rows are written with those counters.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
