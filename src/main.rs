@@ -88,6 +88,13 @@ struct IndexArgs {
     /// Record namespace to index: fm.plyr, fm.plyr.stg or fm.plyr.dev.
     #[arg(long, env = "PLYR_NAMESPACE", default_value = "fm.plyr")]
     namespace: String,
+    /// PLC directory used to resolve did:plc identities (handles are verified both ways).
+    #[arg(long, env = "PLC_URL", default_value = "https://plc.directory")]
+    plc_url: Url,
+    /// Let identity lookups reach loopback addresses (local PLC and PDS in tests). Private
+    /// ranges stay refused.
+    #[arg(long, env = "ALLOW_LOOPBACK")]
+    allow_loopback: bool,
 }
 
 #[derive(Args, Debug)]
@@ -222,12 +229,27 @@ fn spawn_indexer(
 ) -> Result<()> {
     let namespace = plyr_lexicons::Namespace::new(&args.namespace)
         .with_context(|| format!("invalid --namespace {:?}", args.namespace))?;
+    let resolver = plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
+        plc_url: args.plc_url,
+        allow_loopback: args.allow_loopback,
+        ..plyr_identity::ResolverConfig::default()
+    })
+    .context("building the identity resolver")?;
     let config = plyr_indexer::JetstreamConfig {
         url: args.jetstream_url,
         namespace,
         compress: args.jetstream_compress,
         cursor_source: "jetstream".to_owned(),
     };
+    {
+        let pool = pool.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            plyr_indexer::resolve_handles(pool, resolver, shutdown)
+                .await
+                .context("handle resolver stopped")
+        });
+    }
     tasks.spawn(async move {
         plyr_indexer::run(pool, config, shutdown)
             .await

@@ -6,5 +6,8 @@ mod support;
 /// Jetstream -> Postgres -> XRPC scenarios: folding, bad input, identity, accounts, reconnects.
 mod ingest;
 
+/// Handles verified both ways by the resolver beside the stream, against a loopback PLC.
+mod identity;
+
 /// The real binary killed with SIGKILL mid-replay and restarted: nothing lost or doubled.
 mod restart;

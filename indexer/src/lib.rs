@@ -22,6 +22,7 @@
 
 mod event;
 mod fold;
+mod handles;
 mod record;
 mod source;
 mod store;
@@ -32,6 +33,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use handles::resolve_handles;
 pub use source::JetstreamConfig;
 pub use store::StoreError;
 

@@ -5,6 +5,7 @@
 mod actors;
 mod commits;
 mod counts;
+mod identity;
 #[cfg(test)]
 mod tests;
 
@@ -13,6 +14,8 @@ use std::collections::BTreeMap;
 use sqlx::{PgConnection, PgPool};
 
 use crate::fold::{Plan, Segment, SkipTally};
+
+pub(crate) use identity::{DueIdentity, identity_due, record_identity};
 
 /// A failed statement, with what the store was doing.
 #[derive(Debug, thiserror::Error)]

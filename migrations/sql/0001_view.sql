@@ -8,6 +8,8 @@
 
 -- Every DID the indexer has seen. `handle` is null until known (served as handle.invalid).
 -- `active` follows #account events; inactive actors' content is never served.
+-- `identity_checked_at` is when the handle was last verified both ways against the DID
+-- document (null: never, or an #identity event asked for a new check).
 create table actor (
     did            text collate "C" primary key,
     handle         text,
@@ -19,11 +21,14 @@ create table actor (
     album_count    integer     not null default 0,
     playlist_count integer     not null default 0,
     first_seen_at  timestamptz not null default now(),
-    updated_at     timestamptz not null default now()
+    updated_at     timestamptz not null default now(),
+    identity_checked_at timestamptz
 ) with (fillfactor = 80);
 create index actor_handle_idx on actor (handle) where handle is not null;
 -- The few inactive actors: each commit batch looks its authors up here.
 create index actor_inactive_idx on actor (did) where not active;
+-- The handle resolver's queue: never-checked actors first, then the stalest.
+create index actor_identity_due_idx on actor (identity_checked_at nulls first);
 
 -- The folding ledger: the newest rev seen for every record URI, live or deleted. A write wins
 -- only when its rev is greater than the stored one, so replays and stale updates change nothing

@@ -9,8 +9,10 @@ use super::StoreError;
 use super::counts::{recount_actor, recount_tracks};
 use crate::fold::{AccountChange, IdentityChange};
 
-/// Sets handles of actors already known. DIDs never seen in a commit are ignored: Jetstream
-/// sends `#identity` for the whole network, and the view only tracks plyr actors.
+/// Sets handles of actors already known and queues them for a two-way check by the handle
+/// resolver. DIDs never seen in a commit are ignored: Jetstream sends `#identity` for the whole
+/// network, and the view only tracks plyr actors (the resolver finds their handles when they
+/// first publish).
 pub(super) async fn apply_identities(
     tx: &mut PgConnection,
     changes: &[IdentityChange],
@@ -21,9 +23,9 @@ pub(super) async fn apply_identities(
     let dids: Vec<&str> = changes.iter().map(|c| c.did.as_str()).collect();
     let handles: Vec<Option<&str>> = changes.iter().map(|c| c.handle.as_deref()).collect();
     sqlx::query(
-        "update actor a set handle = c.handle, updated_at = now()
+        "update actor a set handle = c.handle, identity_checked_at = null, updated_at = now()
          from unnest($1::text[], $2::text[]) as c(did, handle)
-         where a.did = c.did and a.handle is distinct from c.handle",
+         where a.did = c.did",
     )
     .bind(&dids)
     .bind(&handles)

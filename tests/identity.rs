@@ -1,0 +1,175 @@
+//! Handles are shown only once verified both ways: the handle resolver reads DID documents from
+//! a PLC directory (here a loopback server) and keeps a handle only if it resolves back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::events::{T0, create, identity, rev, rkey, track_record};
+use crate::support::{CATCH_UP, Harness};
+
+/// DID documents by DID, and the DID each handle's `/.well-known/atproto-did` names.
+#[derive(Default)]
+struct Directory {
+    docs: HashMap<String, Value>,
+    handles: HashMap<String, String>,
+}
+
+fn plc(name: &str) -> String {
+    format!("did:plc:{name:a<24}")
+}
+
+fn doc(did: &str, handle: &str) -> Value {
+    json!({
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": did,
+        "alsoKnownAs": [format!("at://{handle}")],
+        "verificationMethod": [],
+        "service": [{
+            "id": "#atproto_pds",
+            "type": "AtprotoPersonalDataServer",
+            "serviceEndpoint": "https://pds.example.com",
+        }],
+    })
+}
+
+async fn plc_doc(
+    State(dir): State<Arc<Directory>>,
+    Path(did): Path<String>,
+) -> (StatusCode, String) {
+    match dir.docs.get(&did) {
+        Some(doc) => (StatusCode::OK, doc.to_string()),
+        None => (StatusCode::NOT_FOUND, "not found".to_owned()),
+    }
+}
+
+async fn well_known(State(dir): State<Arc<Directory>>, headers: HeaderMap) -> (StatusCode, String) {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    match dir.handles.get(host) {
+        Some(did) => (StatusCode::OK, did.clone()),
+        None => (StatusCode::NOT_FOUND, String::new()),
+    }
+}
+
+async fn handle_of(pool: &PgPool, did: &str) -> (Option<String>, bool) {
+    sqlx::query_as("select handle, identity_checked_at is not null from actor where did = $1")
+        .bind(did)
+        .fetch_one(pool)
+        .await
+        .expect("actor row")
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn handles_are_shown_only_when_they_resolve_back(pool: PgPool) {
+    // did:plc identifiers are 24 base32 characters; a directory holds nothing else.
+    let (alice, mallory) = (plc("alice"), plc("mallory"));
+    let mut directory = Directory::default();
+    directory
+        .docs
+        .insert(alice.clone(), doc(&alice, "alice.test"));
+    // Mallory's document claims alice's handle, which names alice: not verified.
+    directory
+        .docs
+        .insert(mallory.clone(), doc(&mallory, "alice.test"));
+    directory
+        .handles
+        .insert("alice.test".to_owned(), alice.clone());
+    let app = axum::Router::new()
+        .route("/.well-known/atproto-did", get(well_known))
+        .route("/{did}", get(plc_doc))
+        .with_state(Arc::new(directory));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base: url::Url = format!("http://{}", listener.local_addr().expect("addr"))
+        .parse()
+        .expect("url");
+    let stop = CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .expect("plc server");
+        })
+    };
+
+    let frames = vec![
+        create(
+            T0 + 1,
+            &alice,
+            "fm.plyr.track",
+            &rkey(1),
+            &rev(1),
+            track_record("fm.plyr", "a", "2026-01-01T00:00:00Z"),
+        ),
+        create(
+            T0 + 2,
+            &mallory,
+            "fm.plyr.track",
+            &rkey(2),
+            &rev(1),
+            track_record("fm.plyr", "m", "2026-01-01T00:00:00Z"),
+        ),
+        // The stream says mallory is alice.test: shown only until the check refutes it.
+        identity(T0 + 3, &mallory, Some("alice.test")),
+    ];
+    let h = Harness::start(pool, "fm.plyr", frames).await;
+    h.wait_for_cursor(T0 + 3).await;
+
+    let resolver = plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
+        plc_url: base.clone(),
+        allow_loopback: true,
+        handle_resolution_base: Some(base),
+        // Nothing listens here: DNS TXT answers fail fast and the HTTPS method decides.
+        dns_nameserver: Some("127.0.0.1:9".parse().expect("addr")),
+        dns_timeout: Duration::from_millis(200),
+        ..plyr_identity::ResolverConfig::default()
+    })
+    .expect("resolver");
+    let resolving = {
+        let pool = h.pool.clone();
+        let stop = stop.clone();
+        tokio::spawn(plyr_indexer::resolve_handles(pool, resolver, stop))
+    };
+
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        let (a, a_checked) = handle_of(&h.pool, &alice).await;
+        let (m, m_checked) = handle_of(&h.pool, &mallory).await;
+        if a_checked && m_checked {
+            assert_eq!(a.as_deref(), Some("alice.test"));
+            assert_eq!(m, None, "a handle that names another DID is not shown");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handles not checked: {a:?} {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, profile) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", "alice.test")])
+        .await;
+    assert_eq!(profile["did"], alice.as_str(), "{profile}");
+    let (_, profile) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", &mallory)])
+        .await;
+    assert_eq!(profile["handle"], "handle.invalid", "{profile}");
+
+    stop.cancel();
+    resolving.await.expect("join").expect("resolver task");
+    server.await.expect("server");
+    h.stop().await;
+}
