@@ -268,9 +268,9 @@ async fn spawn_server(
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     info!(addr = %listener.local_addr().context("reading bound address")?, "serving XRPC");
-    let state = plyr_appview::AppState::new(pool);
+    let state = plyr_appview_xrpc::AppState::new(pool);
     tasks.spawn(async move {
-        plyr_appview::serve(listener, state, shutdown)
+        plyr_appview_xrpc::serve(listener, state, shutdown)
             .await
             .context("XRPC server stopped")
     });

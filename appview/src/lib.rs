@@ -10,7 +10,7 @@
 //! # async fn run(pool: sqlx::PgPool) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! plyr_appview::serve(listener, plyr_appview::AppState::new(pool), shutdown).await
+//! plyr_appview_xrpc::serve(listener, plyr_appview_xrpc::AppState::new(pool), shutdown).await
 //! # }
 //! ```
 

@@ -59,10 +59,10 @@ impl Harness {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         {
-            let state = plyr_appview::AppState::new(pool.clone());
+            let state = plyr_appview_xrpc::AppState::new(pool.clone());
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                plyr_appview::serve(listener, state, shutdown)
+                plyr_appview_xrpc::serve(listener, state, shutdown)
                     .await
                     .expect("server failed");
             });

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use plyr_appview::{AppState, router};
+use plyr_appview_xrpc::{AppState, router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
