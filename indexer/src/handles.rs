@@ -24,6 +24,9 @@ const REFRESH_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const RETRY_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// How often an idle resolver looks for new work.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// At most one check per this interval (50/s): PLC's own budget for us, and it keeps the
+/// resolver's writes a trickle beside the indexer's batches even when lookups fail instantly.
+const CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Checks handles until `shutdown` is cancelled. Lookup failures leave the handle as it was and
 /// retry later; only database errors stop the task.
@@ -40,6 +43,8 @@ pub async fn resolve_handles(
                 _ = tokio::time::sleep(IDLE_POLL) => continue,
             }
         }
+        let paced_until = tokio::time::Instant::now()
+            + CHECK_INTERVAL * u32::try_from(due.len()).unwrap_or(u32::MAX);
         let checks = futures_util::stream::iter(due)
             .map(|due| check(&pool, &resolver, due))
             .buffer_unordered(CONCURRENCY);
@@ -52,6 +57,10 @@ pub async fn resolve_handles(
                     None => break,
                 },
             }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep_until(paced_until) => {}
         }
     }
 }
