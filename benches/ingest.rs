@@ -138,14 +138,6 @@ async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
     Ok((url, pool))
 }
 
-async fn cursor(pool: &PgPool) -> Result<Option<i64>> {
-    Ok(
-        sqlx::query_scalar("select cursor from consumer_cursor where source = 'jetstream'")
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
 /// The ceiling: one `insert ... select from unnest(...) on conflict do update` of `rows` tracks.
 async fn bulk_upsert_ceiling(pool: &PgPool, rows: usize) -> Result<f64> {
     sqlx::query("truncate track").execute(pool).await?;
@@ -228,7 +220,10 @@ async fn main() -> Result<()> {
         .context("starting plyr-appview")?;
     let pid = child.id().context("child pid")?;
     let deadline = Instant::now() + Duration::from_secs(900);
-    while cursor(&pool).await?.is_none_or(|c| c < last) {
+    while plyr_indexer::last_cursor(&pool, "jetstream")
+        .await?
+        .is_none_or(|c| c < last)
+    {
         if Instant::now() > deadline {
             bail!("indexer did not catch up in 15 minutes");
         }

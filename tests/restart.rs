@@ -9,13 +9,7 @@ use tokio::process::{Child, Command};
 
 use crate::support::events::*;
 use crate::support::jetstream::{Frame, ScriptedJetstream};
-use crate::support::{database_url, wait_for_cursor};
-
-async fn last_cursor(pool: &PgPool) -> Option<i64> {
-    plyr_indexer::last_cursor(pool, "jetstream")
-        .await
-        .expect("read cursor")
-}
+use crate::support::{database_url, last_cursor, wait_for_cursor};
 
 const ARTISTS: u32 = 100;
 const TRACKS_PER_ARTIST: u32 = 10;

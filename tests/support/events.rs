@@ -123,6 +123,28 @@ pub fn commit(
     }
 }
 
+/// A create or update carrying `record`, with a CID derived from `time_us`.
+fn write(
+    operation: &str,
+    time_us: i64,
+    did: &str,
+    collection: &str,
+    rkey: &str,
+    rev: &str,
+    record: Value,
+) -> Frame {
+    let cid = cid(time_us as u64);
+    commit(
+        time_us,
+        did,
+        operation,
+        collection,
+        rkey,
+        rev,
+        Some((record, cid)),
+    )
+}
+
 pub fn create(
     time_us: i64,
     did: &str,
@@ -131,15 +153,7 @@ pub fn create(
     rev: &str,
     record: Value,
 ) -> Frame {
-    commit(
-        time_us,
-        did,
-        "create",
-        collection,
-        rkey,
-        rev,
-        Some((record, cid(time_us as u64))),
-    )
+    write("create", time_us, did, collection, rkey, rev, record)
 }
 
 pub fn update(
@@ -150,15 +164,7 @@ pub fn update(
     rev: &str,
     record: Value,
 ) -> Frame {
-    commit(
-        time_us,
-        did,
-        "update",
-        collection,
-        rkey,
-        rev,
-        Some((record, cid(time_us as u64))),
-    )
+    write("update", time_us, did, collection, rkey, rev, record)
 }
 
 pub fn delete(time_us: i64, did: &str, collection: &str, rkey: &str, rev: &str) -> Frame {

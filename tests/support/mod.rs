@@ -110,15 +110,18 @@ impl Harness {
     }
 }
 
+/// The Jetstream cursor the indexer last committed.
+pub async fn last_cursor(pool: &PgPool) -> Option<i64> {
+    plyr_indexer::last_cursor(pool, "jetstream")
+        .await
+        .expect("read cursor")
+}
+
 /// Polls the persisted cursor until it reaches `time_us` (bounded by [`CATCH_UP`]).
 pub async fn wait_for_cursor(pool: &PgPool, time_us: i64) {
     let deadline = tokio::time::Instant::now() + CATCH_UP;
     loop {
-        let cursor: Option<i64> =
-            sqlx::query_scalar("select cursor from consumer_cursor where source = 'jetstream'")
-                .fetch_optional(pool)
-                .await
-                .expect("read cursor");
+        let cursor = last_cursor(pool).await;
         if cursor.is_some_and(|c| c >= time_us) {
             return;
         }

@@ -51,18 +51,17 @@ pub async fn of_track(
     after: Option<&TimeCursor>,
     limit: i64,
 ) -> Result<Vec<LikeRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select l.uri, l.cid, l.did, a.handle, p.avatar, l.created_at, l.indexed_at, l.sort_at \
          from track_like l \
          join actor a on a.did = l.did and a.active \
          left join profile p on p.did = l.did \
-         where l.subject_uri = $1 \
-           and not exists (select 1 from track_like d where d.did = l.did \
-               and d.subject_uri = l.subject_uri and (d.sort_at, d.uri) > (l.sort_at, l.uri)) \
-           and not exists (select 1 from actor s where s.did = $2 and not s.active) \
+         where l.subject_uri = $1",
+        newest_like_of_pair!(),
+        "and not exists (select 1 from actor s where s.did = $2 and not s.active) \
            and (l.sort_at, l.uri) < (coalesce($3, 'infinity'::timestamptz), coalesce($4, '')) \
-         order by l.sort_at desc, l.uri desc limit $5",
-    )
+         order by l.sort_at desc, l.uri desc limit $5"
+    ))
     .bind(subject_uri)
     .bind(subject_did)
     .bind(after.map(|c| c.at))
@@ -87,10 +86,9 @@ pub async fn liked_tracks(
         ", l.uri as like_uri, l.sort_at as like_sort_at \
          from track_like l join track t on t.uri = l.subject_uri",
         track_joins!(),
-        "where l.did = $1 \
-           and not exists (select 1 from track_like d where d.did = l.did \
-               and d.subject_uri = l.subject_uri and (d.sort_at, d.uri) > (l.sort_at, l.uri)) \
-           and (l.sort_at, l.uri) < (coalesce($2, 'infinity'::timestamptz), coalesce($3, '')) \
+        "where l.did = $1",
+        newest_like_of_pair!(),
+        "and (l.sort_at, l.uri) < (coalesce($2, 'infinity'::timestamptz), coalesce($3, '')) \
          order by l.sort_at desc, l.uri desc limit $4"
     ))
     .bind(did)

@@ -18,6 +18,15 @@ macro_rules! track_joins {
     };
 }
 
+/// Keeps like `l` only if it is its actor's newest like of that track: two likes of one track by
+/// one actor list once, as they count once. For `concat!` after a `where`.
+macro_rules! newest_like_of_pair {
+    () => {
+        " and not exists (select 1 from track_like d where d.did = l.did \
+           and d.subject_uri = l.subject_uri and (d.sort_at, d.uri) > (l.sort_at, l.uri)) "
+    };
+}
+
 pub mod actor;
 pub mod comment;
 pub mod health;
