@@ -123,6 +123,17 @@ impl Resolver {
         self.resolve_did(did).await
     }
 
+    /// The cached document, if any, without touching the network.
+    pub async fn cached(&self, did: &Did) -> Option<Arc<DidDocument>> {
+        self.inner.docs.get(did).await
+    }
+
+    /// Puts a document obtained elsewhere (a persisted copy) in the cache, where it lives for
+    /// the configured TTL like a fetched one. The caller vouches that `doc.id` is `did`.
+    pub async fn prime(&self, did: &Did, doc: Arc<DidDocument>) {
+        self.inner.docs.insert(did.clone(), doc).await;
+    }
+
     /// Forgets the cached document (and the answer for the handle it claimed): call on
     /// `#identity` events, with [`Resolver::invalidate_handle`] for the event's handle.
     pub async fn invalidate(&self, did: &Did) {

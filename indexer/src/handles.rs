@@ -10,6 +10,7 @@ use plyr_identity::{Did, Resolver};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::directory::Directory;
 use crate::store::{self, DueIdentity, StoreError};
 
 /// Actors checked per round; with [`CONCURRENCY`] lookups in flight a round stays short, so
@@ -35,6 +36,7 @@ pub async fn resolve_handles(
     resolver: Resolver,
     shutdown: CancellationToken,
 ) -> Result<(), StoreError> {
+    let directory = Directory::new(pool.clone(), resolver);
     loop {
         let due = store::identity_due(&pool, Utc::now() - REFRESH_AFTER, ROUND).await?;
         if due.is_empty() {
@@ -46,7 +48,7 @@ pub async fn resolve_handles(
         let paced_until = tokio::time::Instant::now()
             + CHECK_INTERVAL * u32::try_from(due.len()).unwrap_or(u32::MAX);
         let checks = futures_util::stream::iter(due)
-            .map(|due| check(&pool, &resolver, due))
+            .map(|due| check(&pool, &directory, due))
             .buffer_unordered(CONCURRENCY);
         tokio::pin!(checks);
         loop {
@@ -65,17 +67,19 @@ pub async fn resolve_handles(
     }
 }
 
-/// One actor: resolve its document afresh, verify the handle both ways, record the outcome.
-async fn check(pool: &PgPool, resolver: &Resolver, due: DueIdentity) -> Result<(), StoreError> {
+/// One actor: resolve its document afresh (and store it: an `#identity` event, which queues
+/// this check, may announce a rotated key or a new PDS), verify the handle both ways, record
+/// the outcome.
+async fn check(pool: &PgPool, directory: &Directory, due: DueIdentity) -> Result<(), StoreError> {
     let now = Utc::now();
     let Ok(did) = Did::new(&due.did) else {
         // Not a DID we can resolve (the indexer only stores valid ones): park it for a day.
         store::record_identity(pool, &due, None, now).await?;
         return Ok(());
     };
-    match resolver.refresh_did(&did).await {
+    match directory.refresh(&did).await {
         Ok(doc) => {
-            let handle = resolver.verified_handle(&doc).await;
+            let handle = directory.resolver().verified_handle(&doc).await;
             let shown = handle.as_ref().map(|h| h.as_str());
             tracing::debug!(did = %due.did, handle = ?shown, "handle checked");
             store::record_identity(pool, &due, Some(shown), now).await?;

@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+mod directory;
 mod event;
 mod fold;
 mod handles;

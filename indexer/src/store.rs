@@ -5,6 +5,7 @@
 mod actors;
 mod commits;
 mod counts;
+mod did_doc;
 mod identity;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::fold::{Plan, Segment, SkipTally};
 
+pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
 
 /// A failed statement, with what the store was doing.
