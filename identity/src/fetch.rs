@@ -3,6 +3,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HOST};
@@ -37,7 +38,17 @@ impl<'a> Get<'a> {
     }
 }
 
-/// A 2xx or 4xx answer.
+/// Per-request options beyond [`Get`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FetchOptions {
+    /// Whole-request budget (body included) replacing the client's: a repo export takes
+    /// longer than a DID document.
+    pub(crate) timeout: Option<Duration>,
+    /// Hand back 5xx answers instead of failing on them.
+    pub(crate) server_errors: bool,
+}
+
+/// A 2xx or 4xx answer (or 5xx, when asked for).
 pub(crate) struct Fetched {
     pub(crate) status: StatusCode,
     pub(crate) body: Vec<u8>,
@@ -89,6 +100,16 @@ impl Fetcher {
     /// Fetches a 2xx or 4xx answer with its (capped) body, for callers that read error
     /// bodies; redirects not followed and 5xx are errors.
     pub(crate) async fn fetch(&self, get: Get<'_>) -> Result<Fetched, IdentityError> {
+        self.fetch_with(get, FetchOptions::default()).await
+    }
+
+    /// [`Fetcher::fetch`] with a request budget of its own and, optionally, 5xx answers
+    /// handed back (a 501 says an XRPC method is not implemented).
+    pub(crate) async fn fetch_with(
+        &self,
+        get: Get<'_>,
+        options: FetchOptions,
+    ) -> Result<Fetched, IdentityError> {
         let host = get.host_label();
         self.check_target(get.url, host)?;
         self.limiter
@@ -101,13 +122,19 @@ impl Fetcher {
         if let Some(host_header) = get.host_header {
             request = request.header(HOST, host_header);
         }
+        if let Some(timeout) = options.timeout {
+            request = request.timeout(timeout);
+        }
         let mut response = request.send().await.map_err(|e| classify(host, e))?;
         let status = response.status();
         if status.is_redirection() {
             // Only left unfollowed when cross-origin or past MAX_REDIRECTS.
             return Err(IdentityError::network(host, "redirect not followed"));
         }
-        if !status.is_success() && !status.is_client_error() {
+        let handed_back = status.is_success()
+            || status.is_client_error()
+            || (options.server_errors && status.is_server_error());
+        if !handed_back {
             return Err(IdentityError::network(host, format!("status {status}")));
         }
         let too_large = || IdentityError::TooLarge {

@@ -12,6 +12,9 @@
 //!       -> Some(handle) only if it names the same DID, else None ("handle.invalid")
 //! ```
 //!
+//! [`SyncClient`] makes the repository sync calls of a backfill (`getRepo` streamed under a
+//! size cap, `listRepos` and `listReposByCollection` pages) through the same guard.
+//!
 //! [`Resolver::repo_status`] asks the account's current PDS (`com.atproto.sync.getRepoStatus`)
 //! before an `#account` event hides anything: old hosts keep sending stale events.
 //!
@@ -45,6 +48,7 @@ mod identifier;
 mod rate;
 mod resolver;
 mod status;
+mod sync;
 
 pub use config::ResolverConfig;
 pub use document::{DidDocument, Service, VerificationMethod};
@@ -53,3 +57,4 @@ pub use identifier::{Did, Handle};
 pub use rate::RateLimit;
 pub use resolver::Resolver;
 pub use status::RepoStatus;
+pub use sync::{ListedRepo, Listing, RepoPage, SyncClient, SyncConfig, xrpc_url};
