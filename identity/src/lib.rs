@@ -47,6 +47,7 @@ mod fetch;
 mod identifier;
 mod rate;
 mod resolver;
+mod service_auth;
 mod status;
 mod sync;
 
@@ -56,5 +57,6 @@ pub use error::{BuildError, IdentityError, IdentityErrorKind};
 pub use identifier::{Did, Handle};
 pub use rate::RateLimit;
 pub use resolver::Resolver;
+pub use service_auth::{AuthError, ServiceAuth, ServiceToken};
 pub use status::RepoStatus;
 pub use sync::{ListedRepo, Listing, RepoPage, SyncClient, SyncConfig, xrpc_url};

@@ -141,6 +141,34 @@ impl PublicKey {
             }
         }
     }
+
+    /// Like [`PublicKey::verify`] but accepting high-S signatures, as the reference
+    /// implementation does for inter-service JWTs (`allowMalleableSig`): some signers (WebCrypto
+    /// P-256) do not normalize S, and a JWT's replay protection is its `jti`, not its bytes.
+    /// Repo commits must keep using [`PublicKey::verify`].
+    pub fn verify_allowing_high_s(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        let sig: &[u8; SIGNATURE_LEN] = sig
+            .try_into()
+            .map_err(|_| bad_signature("not a 64-byte compact signature"))?;
+        let digest: [u8; 32] = Sha256::digest(msg).into();
+        match self {
+            PublicKey::K256(key) => {
+                let mut sig = secp256k1::ecdsa::Signature::from_compact(sig)
+                    .map_err(|_| bad_signature("not a valid secp256k1 signature"))?;
+                sig.normalize_s();
+                secp256k1::SECP256K1
+                    .verify_ecdsa(secp256k1::Message::from_digest(digest), &sig, key)
+                    .map_err(|_| bad_signature("does not verify"))
+            }
+            PublicKey::P256(key) => {
+                let sig = p256::ecdsa::Signature::from_slice(sig)
+                    .map_err(|_| bad_signature("not a valid p-256 signature"))?;
+                let sig = sig.normalize_s().unwrap_or(sig);
+                key.verify_prehash(&digest, &sig)
+                    .map_err(|_| bad_signature("does not verify"))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +227,28 @@ mod tests {
             } else {
                 let err = result.expect_err(comment);
                 assert_eq!(err.kind(), ErrorKind::BadSignature, "{comment}");
+            }
+        }
+    }
+
+    #[test]
+    fn high_s_signatures_verify_only_when_allowed() {
+        for case in cases("signature-fixtures.json") {
+            let comment = field(&case, "comment");
+            let key = parse_did_key(field(&case, "publicKeyDid")).expect(comment);
+            let msg = b64(field(&case, "messageBase64"));
+            let sig = b64(field(&case, "signatureBase64"));
+            let tags = case["tags"].as_array().expect("fixture tags");
+            let high_s = tags.iter().any(|t| t == "high-s");
+            let der = tags.iter().any(|t| t == "der-encoded");
+            let lenient = key.verify_allowing_high_s(&msg, &sig);
+            if der {
+                assert_eq!(lenient.expect_err(comment).kind(), ErrorKind::BadSignature);
+            } else {
+                assert!(lenient.is_ok(), "{comment}: {lenient:?}");
+            }
+            if high_s {
+                assert!(key.verify(&msg, &sig).is_err(), "{comment}");
             }
         }
     }
