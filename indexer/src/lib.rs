@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+mod backfill;
 mod directory;
 mod event;
 mod fold;

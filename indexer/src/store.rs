@@ -7,6 +7,7 @@ mod commits;
 mod counts;
 mod did_doc;
 mod identity;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ use crate::fold::{Plan, Segment, SkipTally};
 
 pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
+pub(crate) use snapshot::{Snapshot, apply_snapshot, count_rejection};
 
 /// A failed statement, with what the store was doing.
 #[derive(Debug, thiserror::Error)]
