@@ -9,7 +9,7 @@ use crate::error::IdentityError;
 use crate::identifier::Handle;
 
 /// Multicodec prefixes for the legacy verification-method types, whose `publicKeyMultibase` is
-/// the bare compressed point (the current `Multikey` type carries the prefix itself).
+/// the bare point, compressed or not (the current `Multikey` type carries the prefix itself).
 const LEGACY_K256: (&str, [u8; 2]) = ("EcdsaSecp256k1VerificationKey2019", [0xe7, 0x01]);
 const LEGACY_P256: (&str, [u8; 2]) = ("EcdsaSecp256r1VerificationKey2019", [0x80, 0x24]);
 
@@ -118,6 +118,7 @@ impl DidDocument {
                 let point = bs58::decode(body).into_vec().map_err(|_| {
                     IdentityError::invalid_document(&self.id, "#atproto key is not base58btc")
                 })?;
+                let point = compress(point);
                 let bytes: Vec<u8> = prefix.iter().chain(&point).copied().collect();
                 PublicKey::from_multicodec(&bytes).map_err(bad_key)
             }
@@ -128,6 +129,22 @@ impl DidDocument {
     /// (`did:plc:...#atproto`).
     fn is_fragment(&self, id: &str, fragment: &str) -> bool {
         id == fragment || id.strip_suffix(fragment).is_some_and(|did| did == self.id)
+    }
+}
+
+/// Legacy documents may carry the uncompressed SEC1 point (`04 || X || Y`, 65 bytes): the
+/// reference PLC server (`@did-plc/server`) writes them so. Compressing is `02|03 || X` by Y's
+/// parity; anything else is passed on for the key parser to judge.
+fn compress(point: Vec<u8>) -> Vec<u8> {
+    match point.split_first() {
+        Some((0x04, xy)) if xy.len() == 64 => {
+            let (x, y) = xy.split_at(32);
+            let parity = y.last().map_or(0, |b| b & 1);
+            std::iter::once(0x02 | parity)
+                .chain(x.iter().copied())
+                .collect()
+        }
+        _ => point,
     }
 }
 
@@ -237,7 +254,8 @@ mod tests {
 
     #[test]
     fn legacy_verification_method_types() {
-        // From the interop crypto fixtures: the same keys as bare compressed points.
+        // From the interop crypto fixtures: the same keys as bare compressed points; and a
+        // real PLC's uncompressed one.
         let cases = [
             (
                 "EcdsaSecp256r1VerificationKey2019",
@@ -248,6 +266,12 @@ mod tests {
                 "EcdsaSecp256k1VerificationKey2019",
                 "z25z9DTpsiYYJKGsWmSPJK2NFN8PcJtZig12K59UgW7q5t",
                 "did:key:zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc",
+            ),
+            // As @did-plc/server 0.0.1 serves it: the uncompressed point (65 bytes).
+            (
+                "EcdsaSecp256k1VerificationKey2019",
+                "zQxaMvytJ1LAvLWFAY1Hb53BjoE4rEoTe4kCYNVvhtmxK4tYrVdFzfcPeBuoEeX9pjdq8KtsHHtTLRvK7svK29pQA",
+                "did:key:zQ3shrNZpB8B7vhXHDghtLH56QR6tz81NkFh8ffNS2mcC3k1y",
             ),
         ];
         for (kind, multibase, did_key) in cases {
