@@ -67,6 +67,14 @@ impl Directory {
         Ok(doc)
     }
 
+    /// Stores the document the resolver holds for `did`, if any: for lookups that re-resolved
+    /// through the resolver itself (`repo_status`).
+    pub(crate) async fn persist_cached(&self, did: &Did) {
+        if let Some(doc) = self.resolver.cached(did).await {
+            self.persist(did, &doc).await;
+        }
+    }
+
     /// The stored document if fresh and still a document for `did`; anything else is a miss.
     async fn persisted(&self, did: &Did) -> Option<Arc<DidDocument>> {
         let fresh_after = Utc::now() - PERSISTED_TTL;
@@ -101,5 +109,116 @@ impl Directory {
         if let Err(error) = store::upsert_did_doc(&self.pool, did.as_str(), &json).await {
             tracing::warn!(%did, error = %error, "storing a DID document failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plyr_identity::Did;
+    use sqlx::PgPool;
+
+    use super::Directory;
+    use crate::loopback::{KEY_A, KEY_B, Loopback};
+
+    const DID: &str = "did:plc:dirdirdirdirdirdirdirdir";
+
+    fn key_of(doc: &plyr_identity::DidDocument) -> Option<String> {
+        doc.verification_method
+            .first()
+            .and_then(|m| m.public_key_multibase.clone())
+    }
+
+    /// The stored key of `did`, and whether its row was resolved within the last minute.
+    async fn stored(pool: &PgPool, did: &str) -> Option<(String, bool)> {
+        sqlx::query_as(
+            "select doc #>> '{verificationMethod,0,publicKeyMultibase}',
+                    resolved_at > now() - interval '1 minute'
+             from did_doc where did = $1",
+        )
+        .bind(did)
+        .fetch_optional(pool)
+        .await
+        .expect("did_doc query")
+    }
+
+    #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+    async fn a_stored_document_survives_a_restart_until_it_is_stale(pool: PgPool) {
+        let plc = Loopback::start().await;
+        plc.set_doc(DID, KEY_A, plc.pds());
+        let did = Did::new(DID).expect("did");
+
+        let first = Directory::new(pool.clone(), plc.resolver());
+        let doc = first.document(&did).await.expect("resolves");
+        assert_eq!(key_of(&doc).as_deref(), Some(KEY_A));
+        assert_eq!(plc.doc_hits(DID), 1);
+        assert_eq!(stored(&pool, DID).await, Some((KEY_A.into(), true)));
+        // The resolver's cache answers the next lookup.
+        first.document(&did).await.expect("cached");
+        assert_eq!(plc.doc_hits(DID), 1);
+
+        // A restart: a new resolver with an empty cache reads the table, not the network,
+        // and primes its cache.
+        let restarted = Directory::new(pool.clone(), plc.resolver());
+        let doc = restarted.document(&did).await.expect("from the table");
+        assert_eq!(key_of(&doc).as_deref(), Some(KEY_A));
+        assert_eq!(plc.doc_hits(DID), 1);
+        assert!(restarted.resolver().cached(&did).await.is_some());
+
+        // A row older than the TTL is fetched again and stored afresh.
+        sqlx::query("update did_doc set resolved_at = now() - interval '25 hours'")
+            .execute(&pool)
+            .await
+            .expect("age the row");
+        let later = Directory::new(pool.clone(), plc.resolver());
+        later.document(&did).await.expect("refetched");
+        assert_eq!(plc.doc_hits(DID), 2);
+        assert_eq!(stored(&pool, DID).await, Some((KEY_A.into(), true)));
+        plc.stop().await;
+    }
+
+    #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+    async fn refresh_picks_up_a_rotated_key(pool: PgPool) {
+        let plc = Loopback::start().await;
+        plc.set_doc(DID, KEY_A, plc.pds());
+        let did = Did::new(DID).expect("did");
+        let directory = Directory::new(pool.clone(), plc.resolver());
+        directory.document(&did).await.expect("resolves");
+
+        // The key rotates: cached lookups keep the old one until a refresh.
+        plc.set_doc(DID, KEY_B, plc.pds());
+        let cached = directory.document(&did).await.expect("cached");
+        assert_eq!(key_of(&cached).as_deref(), Some(KEY_A));
+        let fresh = directory.refresh(&did).await.expect("refreshed");
+        assert_eq!(key_of(&fresh).as_deref(), Some(KEY_B));
+        assert_eq!(plc.doc_hits(DID), 2);
+        assert_eq!(stored(&pool, DID).await, Some((KEY_B.into(), true)));
+
+        // After a restart the stored document has the new key, without a network hit.
+        let restarted = Directory::new(pool.clone(), plc.resolver());
+        let doc = restarted.document(&did).await.expect("from the table");
+        assert_eq!(key_of(&doc).as_deref(), Some(KEY_B));
+        assert_eq!(plc.doc_hits(DID), 2);
+        plc.stop().await;
+    }
+
+    #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+    async fn failures_are_not_stored(pool: PgPool) {
+        let plc = Loopback::start().await;
+        let did = Did::new(DID).expect("did");
+        let directory = Directory::new(pool.clone(), plc.resolver());
+        let kind = directory.document(&did).await.err().map(|e| e.kind());
+        assert_eq!(kind, Some(plyr_identity::IdentityErrorKind::NotFound));
+        assert_eq!(stored(&pool, DID).await, None);
+        // A row for another DID (corrupted by hand) is a miss, not an answer.
+        sqlx::query("insert into did_doc (did, doc) values ($1, '{\"id\":\"did:plc:other\"}')")
+            .bind(DID)
+            .execute(&pool)
+            .await
+            .expect("seed");
+        plc.set_doc(DID, KEY_A, plc.pds());
+        let doc = directory.document(&did).await.expect("resolves");
+        assert_eq!(doc.id, DID);
+        assert_eq!(stored(&pool, DID).await, Some((KEY_A.into(), true)));
+        plc.stop().await;
     }
 }

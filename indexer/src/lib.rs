@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+mod accounts;
 mod backfill;
 mod directory;
 mod event;
@@ -31,10 +32,13 @@ mod store;
 mod writer;
 
 #[cfg(test)]
+mod loopback;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use accounts::check_accounts;
 pub use handles::resolve_handles;
 pub use source::JetstreamConfig;
 pub use store::StoreError;

@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::fold::{Plan, Segment, SkipTally};
 
+pub(crate) use actors::{PendingAccount, Settlement, claim_pending_accounts, settle_account};
 pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
 pub(crate) use snapshot::{Snapshot, apply_snapshot, count_rejection};

@@ -1,7 +1,7 @@
 //! The store against real Postgres: each test drives batches of wire-format events through
 //! decode, classify, plan and apply, then reads the view tables back.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use plyr_lexicons::Namespace;
 use sqlx::PgPool;
 
@@ -73,6 +73,35 @@ async fn skip_count(pool: &PgPool, reason: &str) -> i64 {
         .fetch_one(pool)
         .await
         .expect("skip query")
+}
+
+/// (pending_status, claim taken) of an actor's pending `#account` claim, if it has one.
+async fn pending(pool: &PgPool, did: &str) -> Option<(Option<String>, bool)> {
+    sqlx::query_as(
+        "select pending_status, status_checked_at is not null from actor
+         where did = $1 and pending_since is not null",
+    )
+    .bind(did)
+    .fetch_optional(pool)
+    .await
+    .expect("pending query")
+}
+
+/// Claims every due `#account` claim and settles `did`'s as the account checker does once the
+/// PDS has answered.
+async fn settle(pool: &PgPool, did: &str, settlement: Settlement) {
+    let claims = claim_pending_accounts(pool, TimeDelta::zero(), TimeDelta::zero(), 100)
+        .await
+        .expect("claim");
+    let claim = claims
+        .iter()
+        .find(|c| c.did == did)
+        .expect("a pending claim");
+    assert!(
+        settle_account(pool, claim, &settlement)
+            .await
+            .expect("settle")
+    );
 }
 
 async fn count(pool: &PgPool, table: &str) -> i64 {
@@ -427,7 +456,16 @@ async fn deactivation_hides_and_activation_restores(pool: PgPool) {
     .await;
     assert_eq!(track_row(&pool, &u).await.map(|t| (t.2, t.3)), Some((1, 1)));
 
+    // Held until the account's PDS confirms it: nothing is hidden yet.
     ingest(&pool, &[account(4, BOB, false, Some("deactivated"))]).await;
+    assert_eq!(actor(&pool, BOB).await, Some((None, true, None)));
+    assert_eq!(
+        pending(&pool, BOB).await,
+        Some((Some("deactivated".into()), false))
+    );
+    assert_eq!(track_row(&pool, &u).await.map(|t| (t.2, t.3)), Some((1, 1)));
+    settle(&pool, BOB, Settlement::Apply("deactivated".into())).await;
+    assert_eq!(pending(&pool, BOB).await, None);
     assert_eq!(
         actor(&pool, BOB).await,
         Some((None, false, Some("deactivated".into())))
@@ -492,7 +530,9 @@ async fn deletion_purges_and_replays_stay_purged(pool: PgPool) {
     ingest(&pool, &history).await;
     assert_eq!(track_row(&pool, &alice_track).await.map(|t| t.2), Some(1));
 
-    // Deletion in the same batch as later commits from that DID: those are dropped.
+    // A deletion is held until confirmed: a commit in the same batch still lands, and the
+    // confirmed purge takes it too.
+    let after = uri(BOB, "track", &tid(102));
     let applied = ingest(
         &pool,
         &[
@@ -501,6 +541,16 @@ async fn deletion_purges_and_replays_stay_purged(pool: PgPool) {
         ],
     )
     .await;
+    assert_eq!(applied.skips.get("actor_deleted"), None);
+    assert_eq!(
+        track_row(&pool, &after).await.map(|t| t.0),
+        Some("after".into())
+    );
+    settle(&pool, BOB, Settlement::Apply("deleted".into())).await;
+    assert_eq!(track_row(&pool, &after).await, None);
+    assert_eq!(ledger(&pool, &after).await, Some((tid(9), true)));
+    // Once deleted, the DID's commits are dropped.
+    let applied = ingest(&pool, &[track(5, BOB, &tid(103), &tid(10), "later")]).await;
     assert_eq!(applied.skips.get("actor_deleted"), Some(&1));
     assert_eq!(
         actor(&pool, BOB).await,
@@ -561,9 +611,12 @@ async fn the_same_batch_twice_changes_nothing(pool: PgPool) {
         delete(7, BOB, "fm.plyr.like", &tid(201), &tid(6)),
     ];
     ingest(&pool, &batch).await;
+    settle(&pool, BOB, Settlement::Apply("takendown".into())).await;
     let before = snapshot(&pool).await;
     let applied = ingest(&pool, &batch).await;
     assert_eq!(applied.written, 0);
+    // The replayed takedown matches the applied status: no new claim.
+    assert_eq!(pending(&pool, BOB).await, None);
     let after = snapshot(&pool).await;
     // Skip counts aside (none here), the view and the cursor are unchanged.
     assert_eq!(before, after);
@@ -864,4 +917,73 @@ async fn random_history(pool: &PgPool, seed: u64) {
     let applied = ingest(pool, &everything).await;
     assert_eq!(applied.written, 0);
     assert_eq!(snapshot(pool).await[..8], before[..8]);
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn account_claims_wait_for_confirmation(pool: PgPool) {
+    let u = uri(ALICE, "track", &tid(100));
+    ingest(
+        &pool,
+        &[
+            track(1, ALICE, &tid(100), &tid(1), "T"),
+            like(2, BOB, &tid(200), &tid(2), &u),
+        ],
+    )
+    .await;
+
+    // A stale deactivation (the current PDS says active) is dropped: nothing changes.
+    ingest(&pool, &[account(3, BOB, false, Some("deactivated"))]).await;
+    settle(&pool, BOB, Settlement::Drop).await;
+    assert_eq!(pending(&pool, BOB).await, None);
+    assert_eq!(actor(&pool, BOB).await, Some((None, true, None)));
+    assert_eq!(track_row(&pool, &u).await.map(|t| t.2), Some(1));
+
+    // A claimed row is not due again before its backoff, so a second checker skips it.
+    ingest(&pool, &[account(4, BOB, false, Some("takendown"))]).await;
+    let claims = claim_pending_accounts(&pool, TimeDelta::hours(1), TimeDelta::hours(1), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].status.as_deref(), Some("takendown"));
+    let again = claim_pending_accounts(&pool, TimeDelta::hours(1), TimeDelta::hours(1), 10)
+        .await
+        .expect("claim");
+    assert!(again.is_empty());
+    assert_eq!(
+        pending(&pool, BOB).await,
+        Some((Some("takendown".into()), true))
+    );
+
+    // An event that arrives while the check runs supersedes it: the check writes nothing.
+    ingest(&pool, &[account(5, BOB, false, Some("suspended"))]).await;
+    let written = settle_account(&pool, &claims[0], &Settlement::Apply("takendown".into()))
+        .await
+        .expect("settle");
+    assert!(!written);
+    assert_eq!(actor(&pool, BOB).await, Some((None, true, None)));
+    assert_eq!(
+        pending(&pool, BOB).await,
+        Some((Some("suspended".into()), false))
+    );
+
+    // An active event applies at once and clears the claim.
+    ingest(&pool, &[account(6, BOB, true, None)]).await;
+    assert_eq!(pending(&pool, BOB).await, None);
+    let claims = claim_pending_accounts(&pool, TimeDelta::zero(), TimeDelta::zero(), 10)
+        .await
+        .expect("claim");
+    assert!(claims.is_empty());
+
+    // Events of actors the view does not know are ignored, as before.
+    ingest(
+        &pool,
+        &[account(
+            7,
+            "did:plc:carol2ggjmksahdcvelwfyzu",
+            false,
+            Some("deleted"),
+        )],
+    )
+    .await;
+    assert_eq!(actor(&pool, "did:plc:carol2ggjmksahdcvelwfyzu").await, None);
 }

@@ -1,0 +1,158 @@
+//! Tests only: a PLC directory and a PDS on one loopback HTTP server (axum), serving DID
+//! documents at `/{did}` and `com.atproto.sync.getRepoStatus` answers, counting requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use plyr_identity::{Resolver, ResolverConfig};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// Two valid `#atproto` keys (multibase), for documents before and after a rotation.
+pub(crate) const KEY_A: &str = "zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc";
+pub(crate) const KEY_B: &str = "zDnaembgSGUhZULN2Caob4HLJPaxBh92N7rtH21TErzqf8HQo";
+/// A PDS nothing listens on (the discard port): connections are refused at once.
+pub(crate) const UNREACHABLE_PDS: &str = "http://127.0.0.1:9";
+
+/// What the PDS answers to getRepoStatus for a DID.
+#[derive(Debug, Clone)]
+pub(crate) enum RepoAnswer {
+    Active,
+    Inactive(&'static str),
+    NotFound,
+}
+
+#[derive(Default)]
+struct World {
+    docs: Mutex<HashMap<String, Value>>,
+    statuses: Mutex<HashMap<String, RepoAnswer>>,
+    hits: Mutex<HashMap<String, usize>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The running server; stops when [`Loopback::stop`] is awaited.
+pub(crate) struct Loopback {
+    /// `http://127.0.0.1:<port>/`: the PLC URL, and the PDS of documents set with [`Loopback::pds`].
+    pub url: Url,
+    world: Arc<World>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Loopback {
+    pub(crate) async fn start() -> Loopback {
+        let world = Arc::new(World::default());
+        let app = axum::Router::new()
+            .route("/xrpc/com.atproto.sync.getRepoStatus", get(repo_status))
+            .route("/{did}", get(plc_doc))
+            .with_state(Arc::clone(&world));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"))
+            .parse()
+            .expect("url");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .expect("loopback server");
+            }
+        });
+        Loopback {
+            url,
+            world,
+            stop,
+            task,
+        }
+    }
+
+    /// This server as a PDS endpoint.
+    pub(crate) fn pds(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// A resolver that uses this server as its PLC directory, with loopback allowed.
+    pub(crate) fn resolver(&self) -> Resolver {
+        Resolver::new(ResolverConfig {
+            plc_url: self.url.clone(),
+            allow_loopback: true,
+            ..ResolverConfig::default()
+        })
+        .expect("resolver")
+    }
+
+    /// Serves a document for `did` with signing key `key`, hosted on `pds`.
+    pub(crate) fn set_doc(&self, did: &str, key: &str, pds: &str) {
+        let doc = json!({
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": did,
+            "alsoKnownAs": [],
+            "verificationMethod": [{
+                "id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
+                "publicKeyMultibase": key,
+            }],
+            "service": [{
+                "id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                "serviceEndpoint": pds.trim_end_matches('/'),
+            }],
+        });
+        lock(&self.world.docs).insert(did.to_owned(), doc);
+    }
+
+    /// What getRepoStatus answers for `did`.
+    pub(crate) fn set_status(&self, did: &str, answer: RepoAnswer) {
+        lock(&self.world.statuses).insert(did.to_owned(), answer);
+    }
+
+    /// Requests for `did`'s document so far.
+    pub(crate) fn doc_hits(&self, did: &str) -> usize {
+        lock(&self.world.hits).get(did).copied().unwrap_or_default()
+    }
+
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("loopback server task");
+    }
+}
+
+async fn plc_doc(State(world): State<Arc<World>>, Path(did): Path<String>) -> (StatusCode, String) {
+    *lock(&world.hits).entry(did.clone()).or_default() += 1;
+    match lock(&world.docs).get(&did) {
+        Some(doc) => (StatusCode::OK, doc.to_string()),
+        None => (StatusCode::NOT_FOUND, "not found".to_owned()),
+    }
+}
+
+async fn repo_status(
+    State(world): State<Arc<World>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
+    let did = query.get("did").cloned().unwrap_or_default();
+    let answer = lock(&world.statuses).get(&did).cloned();
+    match answer {
+        Some(RepoAnswer::Active) => (
+            StatusCode::OK,
+            json!({"did": did, "active": true, "rev": "3lbbbbbbbbb22"}).to_string(),
+        ),
+        Some(RepoAnswer::Inactive(status)) => (
+            StatusCode::OK,
+            json!({"did": did, "active": false, "status": status}).to_string(),
+        ),
+        Some(RepoAnswer::NotFound) | None => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "RepoNotFound", "message": "Could not find repo"}).to_string(),
+        ),
+    }
+}
