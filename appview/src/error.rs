@@ -39,6 +39,15 @@ pub enum XrpcError {
     /// The request ran past the router's timeout.
     #[error("request timed out")]
     Timeout,
+    /// A service-auth token was required and missing, or did not verify; `name` is the
+    /// spec's (AuthMissing, BadJwt, JwtExpired, BadJwtAudience, BadJwtSignature, ...).
+    #[error("{message}")]
+    Unauthorized {
+        /// The XRPC error name.
+        name: &'static str,
+        /// Why, for the caller.
+        message: String,
+    },
 }
 
 impl XrpcError {
@@ -49,6 +58,7 @@ impl XrpcError {
             | XrpcError::AccountDeactivated(_)
             | XrpcError::AccountTakedown(_) => StatusCode::BAD_REQUEST,
             XrpcError::NotFound(_) => StatusCode::NOT_FOUND,
+            XrpcError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             XrpcError::MethodNotImplemented => StatusCode::NOT_IMPLEMENTED,
             XrpcError::Database(_) | XrpcError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             XrpcError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +77,7 @@ impl XrpcError {
             XrpcError::Database(_) | XrpcError::Internal(_) => "InternalServerError",
             XrpcError::Unavailable(_) => "ServiceUnavailable",
             XrpcError::Timeout => "UpstreamTimeout",
+            XrpcError::Unauthorized { name, .. } => name,
         }
     }
 }
@@ -100,7 +111,15 @@ impl IntoResponse for XrpcError {
             error: self.name(),
             message,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // The XRPC spec pairs 401 with a challenge naming the scheme.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

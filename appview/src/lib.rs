@@ -15,6 +15,7 @@
 //! ```
 
 mod actor;
+mod auth;
 mod comment;
 mod cursor;
 mod error;
@@ -27,6 +28,7 @@ mod routes;
 mod track;
 mod views;
 
+pub use auth::{Authenticated, Authenticator, Viewer};
 pub use routes::router;
 
 use axum::extract::FromRef;
@@ -34,16 +36,31 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// What every handler can reach: the Postgres pool of the view.
+/// What every handler can reach: the Postgres pool of the view and, when the service has a
+/// DID, the service-auth verifier.
 #[derive(Debug, Clone)]
 pub struct AppState {
     db: PgPool,
+    auth: Option<Authenticator>,
 }
 
 impl AppState {
-    /// Wraps a pool connected to a database migrated with `plyr_migrations::MIGRATOR`.
+    /// Wraps a pool connected to a database migrated with `plyr_migrations::MIGRATOR`. Without
+    /// [`AppState::with_authenticator`] every request is anonymous and tokens are refused.
     pub fn new(pool: PgPool) -> AppState {
-        AppState { db: pool }
+        AppState { db: pool, auth: None }
+    }
+
+    /// Accepts service-auth tokens addressed to the authenticator's service DID.
+    pub fn with_authenticator(mut self, auth: Authenticator) -> AppState {
+        self.auth = Some(auth);
+        self
+    }
+}
+
+impl FromRef<AppState> for Option<Authenticator> {
+    fn from_ref(state: &AppState) -> Option<Authenticator> {
+        state.auth.clone()
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::actor::visible_did;
+use crate::auth::Viewer;
 use crate::cursor::{TimeCursor, paginate};
 use crate::error::XrpcError;
 use crate::params::{self, Limit, XrpcQuery};
@@ -50,32 +51,38 @@ pub struct ActorPageParams {
 /// fm.plyr.feed.getLatestTracks: every active actor's tracks, newest first.
 pub async fn get_latest_tracks(
     State(db): State<PgPool>,
+    viewer: Viewer,
     XrpcQuery(p): XrpcQuery<PageParams>,
 ) -> Result<Json<TracksPage>, XrpcError> {
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
     let rows = queries::track::latest(&db, after.as_ref(), limit.fetch()).await?;
-    Ok(Json(tracks_page(rows, limit)))
+    let mut page = tracks_page(rows, limit);
+    with_viewer(&db, &viewer, &mut page.tracks).await?;
+    Ok(Json(page))
 }
 
 /// fm.plyr.feed.getTrack: one track, or NotFound when it is missing or hidden.
 pub async fn get_track(
     State(db): State<PgPool>,
+    viewer: Viewer,
     XrpcQuery(p): XrpcQuery<UriParams>,
 ) -> Result<Json<TrackOutput>, XrpcError> {
     let uri = params::record_uri("uri", &params::required("uri", p.uri)?)?;
     let row = queries::track::by_uri(&db, &uri.uri)
         .await?
         .ok_or_else(|| XrpcError::NotFound("track not found".to_owned()))?;
-    Ok(Json(TrackOutput {
-        track: TrackView::from(row),
-    }))
+    let mut tracks = [TrackView::from(row)];
+    with_viewer(&db, &viewer, &mut tracks).await?;
+    let [track] = tracks;
+    Ok(Json(TrackOutput { track }))
 }
 
 /// fm.plyr.feed.getTracks: up to 25 tracks in request order (repeats answered once), leaving
 /// out missing and hidden ones.
 pub async fn get_tracks(
     State(db): State<PgPool>,
+    viewer: Viewer,
     XrpcQuery(p): XrpcQuery<UrisParams>,
 ) -> Result<Json<TracksOutput>, XrpcError> {
     if p.uris.is_empty() {
@@ -100,17 +107,19 @@ pub async fn get_tracks(
         .into_iter()
         .map(|row| (row.uri.clone(), row))
         .collect();
-    let tracks = uris
+    let mut tracks: Vec<TrackView> = uris
         .iter()
         .filter_map(|uri| found.remove(uri))
         .map(TrackView::from)
         .collect();
+    with_viewer(&db, &viewer, &mut tracks).await?;
     Ok(Json(TracksOutput { tracks }))
 }
 
 /// fm.plyr.feed.getArtistTracks: one active actor's tracks, newest first.
 pub async fn get_artist_tracks(
     State(db): State<PgPool>,
+    viewer: Viewer,
     XrpcQuery(p): XrpcQuery<ActorPageParams>,
 ) -> Result<Json<TracksPage>, XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
@@ -118,7 +127,30 @@ pub async fn get_artist_tracks(
     let after = params::time_cursor(p.cursor.as_deref())?;
     let did = visible_did(&db, &actor).await?;
     let rows = queries::track::by_author(&db, &did, after.as_ref(), limit.fetch()).await?;
-    Ok(Json(tracks_page(rows, limit)))
+    let mut page = tracks_page(rows, limit);
+    with_viewer(&db, &viewer, &mut page.tracks).await?;
+    Ok(Json(page))
+}
+
+/// Fills `viewer` on every track when the request is authenticated: one query for the page.
+pub(crate) async fn with_viewer(
+    db: &PgPool,
+    viewer: &Viewer,
+    tracks: &mut [TrackView],
+) -> Result<(), XrpcError> {
+    let Viewer(Some(did)) = viewer else {
+        return Ok(());
+    };
+    let uris: Vec<String> = tracks.iter().map(|t| t.uri().to_owned()).collect();
+    let mut likes: HashMap<String, String> = queries::like::viewer_likes(db, did.as_str(), &uris)
+        .await?
+        .into_iter()
+        .collect();
+    for track in tracks {
+        let like = likes.remove(track.uri());
+        track.set_viewer(like);
+    }
+    Ok(())
 }
 
 /// A page of tracks ordered by (sort_at, uri), with the cursor after its last row.

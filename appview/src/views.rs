@@ -92,6 +92,28 @@ pub struct TrackView {
     like_count: i32,
     comment_count: i32,
     indexed_at: String,
+    /// Only on authenticated requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    viewer: Option<TrackViewerState>,
+}
+
+/// fm.plyr.feed.defs#viewerState.
+#[derive(Debug, Default, Serialize)]
+pub struct TrackViewerState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    like: Option<String>,
+}
+
+impl TrackView {
+    /// The track's AT-URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Marks the view as seen by an authenticated viewer, who liked it with `like` (if any).
+    pub fn set_viewer(&mut self, like: Option<String>) {
+        self.viewer = Some(TrackViewerState { like });
+    }
 }
 
 impl From<TrackRow> for TrackView {
@@ -104,6 +126,7 @@ impl From<TrackRow> for TrackView {
             like_count: row.like_count,
             comment_count: row.comment_count,
             indexed_at: datetime(&row.indexed_at),
+            viewer: None,
         }
     }
 }

@@ -98,3 +98,22 @@ pub async fn liked_tracks(
     .fetch_all(db)
     .await
 }
+
+/// The viewer's like of each of `subjects` they liked: (track URI, like URI), the newest like
+/// of each pair as in the like lists.
+#[instrument(skip(db, subjects))]
+pub async fn viewer_likes(
+    db: &PgPool,
+    viewer: &str,
+    subjects: &[String],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select distinct on (l.subject_uri) l.subject_uri, l.uri from track_like l
+         where l.did = $1 and l.subject_uri = any($2::text[])
+         order by l.subject_uri, l.sort_at desc, l.uri desc",
+    )
+    .bind(viewer)
+    .bind(subjects)
+    .fetch_all(db)
+    .await
+}

@@ -20,3 +20,5 @@ mod list;
 mod protocol;
 /// getLatestTracks, getTrack, getTracks, getArtistTracks.
 mod track;
+/// Service auth: viewer state and token refusals.
+mod viewer;
