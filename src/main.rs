@@ -57,6 +57,9 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Index repositories from their `getRepo` snapshots (verified), then exit. Resumable:
+    /// discovery cursors and the per-repo queue are saved as it goes.
+    Backfill(BackfillArgs),
 }
 
 #[derive(Args, Debug)]
@@ -93,6 +96,43 @@ struct IndexArgs {
     plc_url: Url,
     /// Let identity lookups reach loopback addresses (local PLC and PDS in tests). Private
     /// ranges stay refused.
+    #[arg(long, env = "ALLOW_LOOPBACK")]
+    allow_loopback: bool,
+}
+
+#[derive(Args, Debug)]
+struct BackfillArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Every repo with records of the namespace that --relay-url lists
+    /// (listReposByCollection, or listRepos on a host without it).
+    #[arg(long, required_unless_present = "did", conflicts_with = "did")]
+    all: bool,
+    /// This repo (repeatable), whether or not it was done before.
+    #[arg(long, value_name = "DID")]
+    did: Vec<String>,
+    /// Host that lists the repos for --all: a relay or a PDS, http(s) or ws(s).
+    #[arg(long, env = "PLYR_RELAY_URL", default_value = "wss://bsky.network")]
+    relay_url: Url,
+    /// Repos synced at once.
+    #[arg(long, env = "BACKFILL_CONCURRENCY", default_value_t = 4)]
+    concurrency: usize,
+    /// Attempts per repo, across runs, before it stays failed.
+    #[arg(long, env = "BACKFILL_MAX_ATTEMPTS", default_value_t = 3)]
+    max_attempts: u32,
+    /// Largest getRepo export accepted, in MiB.
+    #[arg(long, env = "BACKFILL_MAX_REPO_MIB", default_value_t = 1024)]
+    max_repo_mib: usize,
+    /// Time allowed for one getRepo download, in seconds.
+    #[arg(long, env = "BACKFILL_REPO_TIMEOUT_SECS", default_value_t = 120)]
+    repo_timeout_secs: u64,
+    /// Record namespace to index: fm.plyr, fm.plyr.stg or fm.plyr.dev.
+    #[arg(long, env = "PLYR_NAMESPACE", default_value = "fm.plyr")]
+    namespace: String,
+    /// PLC directory used to resolve did:plc identities.
+    #[arg(long, env = "PLC_URL", default_value = "https://plc.directory")]
+    plc_url: Url,
+    /// Let lookups and downloads reach loopback addresses (local PLC and PDS in tests).
     #[arg(long, env = "ALLOW_LOOPBACK")]
     allow_loopback: bool,
 }
@@ -158,6 +198,7 @@ async fn run(command: Command) -> Result<()> {
             spawn_indexer(&mut tasks, pool, index, shutdown.clone())?;
             supervise(tasks, shutdown).await
         }
+        Command::Backfill(args) => backfill(args, shutdown).await,
         Command::Serve { db, serve } => {
             let pool = connect(&db).await?;
             let mut tasks = JoinSet::new();
@@ -275,6 +316,131 @@ async fn spawn_server(
             .context("XRPC server stopped")
     });
     Ok(())
+}
+
+/// How often progress is logged when stderr is not a terminal.
+const BACKFILL_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// `plyr-appview backfill`: migrate, run the backfill with a progress bar (or progress logs),
+/// log the summary. Fails when a repo named with --did failed.
+async fn backfill(args: BackfillArgs, shutdown: CancellationToken) -> Result<()> {
+    let namespace = plyr_lexicons::Namespace::new(&args.namespace)
+        .with_context(|| format!("invalid --namespace {:?}", args.namespace))?;
+    let target = if args.all {
+        plyr_indexer::BackfillTarget::All {
+            host: args.relay_url.clone(),
+        }
+    } else {
+        let dids = args
+            .did
+            .iter()
+            .map(|did| {
+                plyr_identity::Did::new(did).with_context(|| format!("invalid --did {did:?}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        plyr_indexer::BackfillTarget::Dids(dids)
+    };
+    let named = !args.all;
+    let resolver = plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
+        plc_url: args.plc_url,
+        allow_loopback: args.allow_loopback,
+        ..plyr_identity::ResolverConfig::default()
+    })
+    .context("building the identity resolver")?;
+    let sync = plyr_identity::SyncClient::new(plyr_identity::SyncConfig {
+        allow_loopback: args.allow_loopback,
+        max_repo_bytes: args
+            .max_repo_mib
+            .checked_mul(1 << 20)
+            .context("--max-repo-mib is too large")?,
+        repo_timeout: Duration::from_secs(args.repo_timeout_secs),
+        ..plyr_identity::SyncConfig::default()
+    })
+    .context("building the repo sync client")?;
+    let pool = connect(&args.db).await?;
+    migrate(&pool).await?;
+    let config = plyr_indexer::BackfillConfig {
+        namespace,
+        target,
+        resolver,
+        sync,
+        concurrency: args.concurrency,
+        max_attempts: args.max_attempts,
+    };
+    let (progress, watched) =
+        tokio::sync::watch::channel(plyr_indexer::BackfillProgress::default());
+    // Ends when the backfill drops its sender.
+    let reporter = tokio::spawn(report_progress(watched));
+    let outcome = plyr_indexer::backfill(pool, config, progress, shutdown).await;
+    reporter.await.context("the progress reporter panicked")?;
+    let summary = outcome.context("backfill failed")?;
+    let seconds = summary.elapsed.as_secs_f64();
+    info!(
+        done = summary.done,
+        failed = summary.failed,
+        failures = %summary.failure_summary(),
+        records = summary.records,
+        inactive = summary.inactive,
+        remaining = summary.remaining,
+        interrupted = summary.interrupted,
+        seconds,
+        "backfill finished"
+    );
+    if named && summary.failed > 0 {
+        anyhow::bail!("{} of the repos asked for failed", summary.failed);
+    }
+    Ok(())
+}
+
+/// Shows backfill progress: a bar when stderr is a terminal, else a structured log line every
+/// [`BACKFILL_LOG_EVERY`].
+async fn report_progress(
+    mut watched: tokio::sync::watch::Receiver<plyr_indexer::BackfillProgress>,
+) {
+    use std::io::IsTerminal as _;
+    let started = tokio::time::Instant::now();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} repos {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    });
+    let mut tick = tokio::time::interval(BACKFILL_LOG_EVERY);
+    loop {
+        tokio::select! {
+            changed = watched.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                if let Some(bar) = &bar {
+                    let p = watched.borrow_and_update().clone();
+                    bar.set_length(p.done + p.failed + p.queued);
+                    bar.set_position(p.done + p.failed);
+                    let phase = if p.discovering { " (discovering)" } else { "" };
+                    bar.set_message(format!("{} failed, {} records{phase}", p.failed, p.records));
+                }
+            }
+            _ = tick.tick(), if bar.is_none() => {
+                let p = watched.borrow().clone();
+                let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                info!(
+                    discovering = p.discovering,
+                    queued = p.queued,
+                    done = p.done,
+                    failed = p.failed,
+                    records = p.records,
+                    records_per_second = p.records.saturating_mul(1000) / millis.max(1),
+                    "backfill progress"
+                );
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
 }
 
 /// Waits for every part; the first one to stop (or fail) stops the rest.

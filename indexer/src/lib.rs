@@ -39,6 +39,9 @@ mod testing;
 mod tests;
 
 pub use accounts::check_accounts;
+pub use backfill::{
+    BackfillConfig, BackfillError, BackfillProgress, BackfillSummary, BackfillTarget, backfill,
+};
 pub use handles::resolve_handles;
 pub use source::JetstreamConfig;
 pub use store::StoreError;

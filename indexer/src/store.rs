@@ -20,7 +20,10 @@ use crate::fold::{Plan, Segment, SkipTally};
 pub(crate) use actors::{PendingAccount, Settlement, claim_pending_accounts, settle_account};
 pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
-pub(crate) use snapshot::{Snapshot, apply_snapshot, count_rejection};
+pub(crate) use snapshot::{
+    Discovery, Snapshot, apply_snapshot, count_rejection, discovery, pending_repos, queue_counts,
+    repo_done, repo_failed, requeue, save_page,
+};
 
 /// A failed statement, with what the store was doing.
 #[derive(Debug, thiserror::Error)]

@@ -2,9 +2,6 @@
 //! records it no longer has, its skips and the repo's chain state) in one transaction, and the
 //! backfill's progress (discovery cursors and the per-repo queue) so a killed run resumes.
 
-// Until the backfill command calls every part.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashSet};
 
 use plyr_lexicons::Namespace;
