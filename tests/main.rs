@@ -11,3 +11,12 @@ mod identity;
 
 /// The real binary killed with SIGKILL mid-replay and restarted: nothing lost or doubled.
 mod restart;
+
+/// The relay path (`--source relay`) against the reference PDS and a PLC from npm.
+mod relay_pds;
+
+/// `backfill --all` from the reference PDS into an empty database: the relay's answers.
+mod backfill_pds;
+
+/// Forged and tampered commits spliced into the real PDS firehose: rejected and counted.
+mod forged;

@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod appview;
 pub mod events;
 pub mod jetstream;
+pub mod pds;
+pub mod relay;
+pub mod scenario;
 
 use std::time::Duration;
 
