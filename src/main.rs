@@ -283,6 +283,17 @@ fn spawn_indexer(
         cursor_source: "jetstream".to_owned(),
     };
     {
+        // Confirms inactive #account statuses with the account's PDS, beside the stream.
+        let pool = pool.clone();
+        let resolver = resolver.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            plyr_indexer::check_accounts(pool, resolver, shutdown)
+                .await
+                .context("account checker stopped")
+        });
+    }
+    {
         let pool = pool.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
