@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::cid::BlobCid;
 use crate::key::BlobKey;
+use crate::media::MediaError;
 
 /// A boxed error from a dependency (the S3 SDK, an upload body).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -118,6 +119,9 @@ pub enum PutError {
         /// The CID of the bytes received.
         actual: BlobCid,
     },
+    /// The content failed validation (not media, wrong declared type, undecodable).
+    #[error("invalid media")]
+    Invalid(#[from] MediaError),
     /// The backend failed.
     #[error("storing the upload failed")]
     Store(#[from] StoreError),
@@ -133,6 +137,8 @@ pub enum PutErrorKind {
     Body,
     /// The content does not match the expected CID.
     CidMismatch,
+    /// The content failed validation.
+    Invalid,
     /// The backend failed.
     Store,
 }
@@ -144,6 +150,7 @@ impl PutError {
             Self::TooLarge { .. } => PutErrorKind::TooLarge,
             Self::Body { .. } => PutErrorKind::Body,
             Self::CidMismatch { .. } => PutErrorKind::CidMismatch,
+            Self::Invalid(_) => PutErrorKind::Invalid,
             Self::Store(_) => PutErrorKind::Store,
         }
     }

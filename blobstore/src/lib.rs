@@ -8,7 +8,9 @@
 //! final key, [`BlobKey::Blob`]; content already stored is not written twice. Reads go through
 //! [`BlobStore::get_range`] and come back as a stream. Two backends: [`FsBackend`] (a local
 //! folder, the default) and [`S3Backend`] (S3, R2 and other S3-compatible stores).
-//! Renditions (transcodes, thumbnails) live under [`BlobKey::Rendition`], derived from the
+//! [`BlobStore::put_media`] does the same for uploads, keeping a bounded prefix of the body
+//! that [`inspect`] validates (real format, declared type, decodable audio, image limits)
+//! before the temp object is promoted. Renditions (transcodes, thumbnails) live under [`BlobKey::Rendition`], derived from the
 //! source CID. A failed or cancelled upload leaves at most a temp object, which
 //! [`BlobStore::sweep_temp`] removes; [`BlobStore::list`] feeds garbage collection, which
 //! decides by reference counts kept elsewhere.
@@ -34,6 +36,7 @@ mod cid;
 mod error;
 mod fs;
 mod key;
+mod media;
 mod range;
 mod s3;
 mod store;
@@ -45,6 +48,13 @@ pub use cid::{BlobCid, CidHasher, CidParseError};
 pub use error::{BoxError, PutError, PutErrorKind, StoreError, StoreErrorKind};
 pub use fs::{DEFAULT_BLOB_DIR, FsBackend};
 pub use key::{BlobKey, KeyError, RenditionName};
+pub use media::{
+    AUDIO_PREFIX_BYTES, AudioInfo, ImageInfo, MAX_IMAGE_BYTES, MediaDetails, MediaError,
+    MediaErrorKind, MediaFormat, MediaInfo, THUMBNAIL_RENDITION, THUMBNAIL_SIDE, VALIDATION_BUDGET,
+    check_declared, inspect, inspect_blocking, prefix_len,
+};
 pub use range::ByteRange;
 pub use s3::{DEFAULT_PART_SIZE, S3Backend, S3Config};
-pub use store::{BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PutLimits, StoredBlob, StoredRendition};
+pub use store::{
+    BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PutLimits, StoredBlob, StoredRendition, ValidatedBlob,
+};

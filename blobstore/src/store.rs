@@ -14,6 +14,7 @@ use crate::backend::{
 use crate::cid::{BlobCid, CidHasher};
 use crate::error::{BoxError, PutError, StoreError};
 use crate::key::{BlobKey, RenditionName};
+use crate::media::{self, MediaDetails, MediaInfo};
 use crate::range::ByteRange;
 
 /// Default upload cap: 2 GiB. The lexicon's 100 MiB is a PDS blob limit; lossless originals
@@ -78,6 +79,17 @@ pub struct StoredRendition {
     pub size: u64,
 }
 
+/// An upload that passed validation and is now stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedBlob {
+    /// The stored blob.
+    pub blob: StoredBlob,
+    /// What validation found: format, canonical MIME type, audio or image details.
+    pub media: MediaInfo,
+    /// The cover thumbnail rendition, for images.
+    pub thumbnail: Option<StoredRendition>,
+}
+
 /// Content-addressed storage over a [`BlobBackend`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -110,13 +122,71 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
     {
-        let (temp, cid, size) = self.receive(body, limits).await?;
+        let (temp, cid, size) = self.receive(body, limits, None).await?;
         let promotion = temp.promote(BlobKey::Blob(cid)).await?;
         tracing::debug!(%cid, size, ?promotion, "blob stored");
         Ok(StoredBlob {
             cid,
             size,
             promotion,
+        })
+    }
+
+    /// Like [`put_stream`](Self::put_stream), but the content must be supported audio or cover
+    /// art of the `declared` Content-Type (aliases and generic types accepted): a bounded
+    /// prefix of the body ([`media::prefix_len`]) is kept while it streams and validated with
+    /// [`media::inspect`] before the temp object is promoted, so nothing invalid is ever
+    /// stored. An image also gets its square thumbnail stored as a rendition.
+    #[tracing::instrument(skip_all, fields(max_bytes = limits.max_bytes, declared))]
+    pub async fn put_media<S, E>(
+        &self,
+        body: S,
+        limits: PutLimits,
+        declared: Option<&str>,
+    ) -> Result<ValidatedBlob, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        media::check_declared(declared)?;
+        let mut prefix = Prefix::new(media::prefix_len(declared));
+        let (temp, cid, size) = self.receive(body, limits, Some(&mut prefix)).await?;
+        let info =
+            match media::inspect(prefix.into_bytes(), size, declared.map(str::to_owned)).await {
+                Ok(info) => info,
+                Err(e) => {
+                    discard(temp).await;
+                    return Err(e.into());
+                }
+            };
+        let promotion = temp.promote(BlobKey::Blob(cid)).await?;
+        let blob = StoredBlob {
+            cid,
+            size,
+            promotion,
+        };
+        let thumbnail = match &info.details {
+            MediaDetails::Image(image) => {
+                let name: RenditionName =
+                    media::THUMBNAIL_RENDITION
+                        .parse()
+                        .map_err(|e: crate::key::KeyError| {
+                            StoreError::Config(format!("thumbnail rendition name: {e}"))
+                        })?;
+                let body =
+                    futures_util::stream::iter([Ok::<_, std::io::Error>(image.thumbnail.clone())]);
+                Some(
+                    self.put_rendition(cid, name, body, PutLimits::default())
+                        .await?,
+                )
+            }
+            MediaDetails::Audio(_) => None,
+        };
+        tracing::debug!(%cid, size, ?promotion, mime = info.mime(), "media stored");
+        Ok(ValidatedBlob {
+            blob,
+            media: info,
+            thumbnail,
         })
     }
 
@@ -133,7 +203,7 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
     {
-        let (temp, cid, size) = self.receive(body, limits).await?;
+        let (temp, cid, size) = self.receive(body, limits, None).await?;
         let key = BlobKey::rendition(source, name);
         temp.promote(key.clone()).await?;
         Ok(StoredRendition { key, cid, size })
@@ -144,6 +214,7 @@ impl BlobStore {
         &self,
         body: S,
         limits: PutLimits,
+        prefix: Option<&mut Prefix>,
     ) -> Result<(Box<dyn TempUpload>, BlobCid, u64), PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -151,7 +222,7 @@ impl BlobStore {
     {
         let mut temp = self.backend.begin().await?;
         let mut hasher = CidHasher::new();
-        if let Err(e) = feed(temp.as_mut(), &mut hasher, body, limits.max_bytes).await {
+        if let Err(e) = feed(temp.as_mut(), &mut hasher, body, limits.max_bytes, prefix).await {
             discard(temp).await;
             return Err(e);
         }
@@ -223,6 +294,7 @@ async fn feed<S, E>(
     hasher: &mut CidHasher,
     body: S,
     max_bytes: u64,
+    mut prefix: Option<&mut Prefix>,
 ) -> Result<(), PutError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -239,9 +311,37 @@ where
             return Err(PutError::TooLarge { limit: max_bytes });
         }
         hasher.update(&chunk);
+        if let Some(prefix) = prefix.as_deref_mut() {
+            prefix.extend(&chunk);
+        }
         temp.write(chunk).await?;
     }
     Ok(())
+}
+
+/// The first `cap` bytes of a body, kept for validation.
+struct Prefix {
+    cap: usize,
+    bytes: Vec<u8>,
+}
+
+impl Prefix {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            bytes: Vec::new(),
+        }
+    }
+
+    fn extend(&mut self, chunk: &[u8]) {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        self.bytes
+            .extend_from_slice(&chunk[..room.min(chunk.len())]);
+    }
+
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self.bytes)
+    }
 }
 
 /// Aborts a temp upload after a failure; the upload's own error is what the caller reports.

@@ -2,6 +2,10 @@
 
 /// Backends under test, a real s3s-fs server, and byte helpers.
 mod harness;
+/// Upload validation: formats, aliases, refusals, thumbnails, on both backends.
+mod media;
+/// Audio and image fixtures (also used by the appview's blob tests).
+mod media_fixtures;
 /// Behaviour specific to one backend (sweeping, presigned URLs, multipart copy, layout).
 mod specific;
 /// The shared suite, run against both backends.
