@@ -27,9 +27,14 @@ mod queries;
 mod routes;
 mod track;
 mod views;
+mod web;
 
 pub use auth::{Authenticated, Authenticator, Viewer};
 pub use routes::router;
+pub use web::WebConfig;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use sqlx::PgPool;
@@ -42,19 +47,37 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     db: PgPool,
     auth: Option<Authenticator>,
+    web: Arc<web::WebState>,
 }
 
 impl AppState {
     /// Wraps a pool connected to a database migrated with `plyr_migrations::MIGRATOR`. Without
     /// [`AppState::with_authenticator`] every request is anonymous and tokens are refused.
     pub fn new(pool: PgPool) -> AppState {
-        AppState { db: pool, auth: None }
+        AppState {
+            db: pool,
+            auth: None,
+            web: Arc::new(web::WebState::new(WebConfig::default())),
+        }
     }
 
     /// Accepts service-auth tokens addressed to the authenticator's service DID.
     pub fn with_authenticator(mut self, auth: Authenticator) -> AppState {
         self.auth = Some(auth);
         self
+    }
+
+    /// Configures the web client's REST API (`web/`); [`AppState::new`] gives it the
+    /// development [`WebConfig`].
+    pub fn with_web(mut self, config: WebConfig) -> AppState {
+        self.web = Arc::new(web::WebState::new(config));
+        self
+    }
+}
+
+impl FromRef<AppState> for Arc<web::WebState> {
+    fn from_ref(state: &AppState) -> Arc<web::WebState> {
+        state.web.clone()
     }
 }
 
@@ -79,7 +102,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving xrpc");
-    axum::serve(listener, router(state))
+    // Connect info: the web API's play counting keys anonymous listeners by address.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     tracing::info!(%addr, "xrpc server stopped");

@@ -22,8 +22,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The XRPC router: `GET /xrpc/<nsid>` for every method below, 501 MethodNotImplemented for
 /// any other `/xrpc/*` path, with permissive CORS (any origin, no credentials: every method is
-/// a public read) and a request timeout.
+/// a public read) and a request timeout. Beside it, the web client's REST API (`web/`), with
+/// its own credentialed CORS.
 pub fn router(state: AppState) -> Router {
+    let web = crate::web::router(&state);
     methods()
         .layer(
             ServiceBuilder::new()
@@ -32,6 +34,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(HandleErrorLayer::new(timed_out))
                 .timeout(REQUEST_TIMEOUT),
         )
+        .merge(web)
         .with_state(state)
 }
 

@@ -77,3 +77,59 @@ pub async fn profile(db: &PgPool, did: &str) -> Result<Option<ProfileRow>, sqlx:
     .fetch_optional(db)
     .await
 }
+
+/// What the web API shows of an active actor: profile, a display name and their PDS.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActorCardRow {
+    /// The actor's DID.
+    pub did: String,
+    /// The handle, null when unknown.
+    pub handle: Option<String>,
+    /// `bio` of the profile record.
+    pub bio: Option<String>,
+    /// `avatar` of the profile record.
+    pub avatar: Option<String>,
+    /// The `artist` name of the actor's newest track: the display name they publish under
+    /// (profiles carry none). Null for actors without tracks.
+    pub display_name: Option<String>,
+    /// `createdAt` of the profile record, else when the indexer first saw the actor.
+    pub created_at: DateTime<Utc>,
+    /// When the indexer last changed the actor row.
+    pub updated_at: DateTime<Utc>,
+    /// The `#atproto_pds` service endpoint of the stored DID document, if any.
+    pub pds: Option<String>,
+}
+
+/// Cards of the active actors among `dids`, in no particular order.
+#[instrument(skip(db))]
+pub async fn cards(db: &PgPool, dids: &[String]) -> Result<Vec<ActorCardRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select a.did, a.handle, p.bio, p.avatar, \
+                (select t.artist from track t where t.did = a.did \
+                 order by t.sort_at desc, t.uri desc limit 1) as display_name, \
+                coalesce(p.created_at, a.first_seen_at) as created_at, a.updated_at, \
+                jsonb_path_query_first(d.doc, \
+                  '$.service[*] ? (@.id like_regex \"#atproto_pds$\").serviceEndpoint') #>> '{}' \
+                  as pds \
+         from actor a left join profile p on p.did = a.did left join did_doc d on d.did = a.did \
+         where a.did = any($1) and a.active",
+    )
+    .bind(dids)
+    .fetch_all(db)
+    .await
+}
+
+/// DIDs of active actors whose handle contains `pattern` (case-insensitive), handles starting
+/// with it first, then publishers with the most tracks.
+#[instrument(skip(db))]
+pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select a.did from actor a \
+         where a.active and a.handle is not null and strpos(a.handle, lower($1)) > 0 \
+         order by strpos(a.handle, lower($1)) = 1 desc, a.track_count desc, a.did limit $2",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

@@ -108,3 +108,65 @@ pub async fn items(db: &PgPool, list_uri: &str) -> Result<Vec<TrackRow>, sqlx::E
     .fetch_all(db)
     .await
 }
+
+/// The visible list whose web id (a UUID, migration 0003) is `web_id`.
+#[instrument(skip(db))]
+pub async fn by_web_id(db: &PgPool, web_id: &str) -> Result<Option<ListDetailRow>, sqlx::Error> {
+    let uri: Option<String> =
+        sqlx::query_scalar("select uri from list where web_id = $1::uuid order by uri limit 1")
+            .bind(web_id)
+            .fetch_optional(db)
+            .await?;
+    match uri {
+        Some(uri) => by_uri(db, &uri).await,
+        None => Ok(None),
+    }
+}
+
+/// Up to `per_list` artworks (`imageUrl`) of the visible tracks of each list among
+/// `list_uris`, in record order, as (list uri, image url).
+#[instrument(skip(db))]
+pub async fn artworks(
+    db: &PgPool,
+    list_uris: &[String],
+    per_list: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select list_uri, image_url from ( \
+           select li.list_uri, t.record->>'imageUrl' as image_url, \
+                  row_number() over (partition by li.list_uri order by li.position) as n \
+           from list_item li join track t on t.uri = li.subject_uri \
+           join actor a on a.did = t.did and a.active \
+           where li.list_uri = any($1) and t.record->>'imageUrl' is not null \
+         ) art where n <= $2 order by list_uri, n",
+    )
+    .bind(list_uris)
+    .bind(per_list)
+    .fetch_all(db)
+    .await
+}
+
+/// Visible lists of `list_type` whose name contains `pattern` (case-insensitive), names
+/// starting with it first, then newest.
+#[instrument(skip(db))]
+pub async fn search(
+    db: &PgPool,
+    list_type: &str,
+    pattern: &str,
+    limit: i64,
+) -> Result<Vec<ListRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
+                l.created_at, l.indexed_at, l.sort_at \
+         from list l \
+         join actor a on a.did = l.did and a.active \
+         left join profile p on p.did = l.did \
+         where l.list_type = $1 and strpos(lower(l.name), lower($2)) > 0 \
+         order by strpos(lower(l.name), lower($2)) = 1 desc, l.sort_at desc, l.uri desc limit $3",
+    )
+    .bind(list_type)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}

@@ -7,7 +7,7 @@
 macro_rules! track_columns {
     () => {
         "t.uri, t.cid, t.did, a.handle, p.avatar, t.record, t.like_count, t.comment_count, \
-         t.indexed_at, t.sort_at"
+         t.indexed_at, t.sort_at, t.web_id"
     };
 }
 
@@ -15,6 +15,20 @@ macro_rules! track_columns {
 macro_rules! track_joins {
     () => {
         " join actor a on a.did = t.did and a.active left join profile p on p.did = t.did "
+    };
+}
+
+/// Drops track `t` when its self-labels hold any value of the `text[]` parameter `$p` (an empty
+/// array drops nothing). For `concat!` after a `where` clause.
+macro_rules! without_labels {
+    ($p:literal) => {
+        concat!(
+            " and (cardinality(",
+            $p,
+            "::text[]) = 0 or not (jsonb_path_query_array(t.record, '$.labels.values[*].val') ?| ",
+            $p,
+            "::text[])) "
+        )
     };
 }
 
@@ -28,8 +42,11 @@ macro_rules! newest_like_of_pair {
 }
 
 pub mod actor;
+pub mod album;
 pub mod comment;
 pub mod health;
 pub mod like;
 pub mod list;
+pub mod play;
+pub mod stats;
 pub mod track;

@@ -29,6 +29,8 @@ pub struct TrackRow {
     pub indexed_at: DateTime<Utc>,
     /// The feed position: `least(created_at, indexed_at)`.
     pub sort_at: DateTime<Utc>,
+    /// The web API's integer id: 52 bits of sha256(uri) (migration 0003).
+    pub web_id: i64,
 }
 
 /// Every active actor's tracks, newest first, after `after`.
@@ -38,16 +40,149 @@ pub async fn latest(
     after: Option<&TimeCursor>,
     limit: i64,
 ) -> Result<Vec<TrackRow>, sqlx::Error> {
+    discovery(db, after, &[], limit).await
+}
+
+/// [`latest`] without the tracks that carry any of `exclude_labels` among their self-labels.
+#[instrument(skip(db))]
+pub async fn discovery(
+    db: &PgPool,
+    after: Option<&TimeCursor>,
+    exclude_labels: &[&str],
+    limit: i64,
+) -> Result<Vec<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         track_columns!(),
         " from track t",
         track_joins!(),
-        "where (t.sort_at, t.uri) < (coalesce($1, 'infinity'::timestamptz), coalesce($2, '')) \
-         order by t.sort_at desc, t.uri desc limit $3"
+        "where (t.sort_at, t.uri) < (coalesce($1, 'infinity'::timestamptz), coalesce($2, '')) ",
+        without_labels!("$4"),
+        " order by t.sort_at desc, t.uri desc limit $3"
     ))
     .bind(after.map(|c| c.at))
     .bind(after.map(|c| c.uri.as_str()))
+    .bind(limit)
+    .bind(exclude_labels)
+    .fetch_all(db)
+    .await
+}
+
+/// The visible track with this web id (ids are 52 bits of a hash: on the rare collision the
+/// smallest URI answers, the same one every time).
+#[instrument(skip(db))]
+pub async fn by_web_id(db: &PgPool, web_id: i64) -> Result<Option<TrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        track_columns!(),
+        " from track t",
+        track_joins!(),
+        "where t.web_id = $1 order by t.uri limit 1"
+    ))
+    .bind(web_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The visible track whose rkey is `rkey` (the web API's file id); the oldest when two
+/// repositories used the same rkey.
+#[instrument(skip(db))]
+pub async fn by_rkey(db: &PgPool, rkey: &str) -> Result<Option<TrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        track_columns!(),
+        " from track t",
+        track_joins!(),
+        "where t.rkey = $1 order by t.sort_at, t.uri limit 1"
+    ))
+    .bind(rkey)
+    .fetch_optional(db)
+    .await
+}
+
+/// Liked tracks by like count, most liked first, without `exclude_labels`. With `since`, only
+/// likes created after it count (an actor's likes of one track count once).
+#[instrument(skip(db))]
+pub async fn top(
+    db: &PgPool,
+    since: Option<DateTime<Utc>>,
+    exclude_labels: &[&str],
+    limit: i64,
+) -> Result<Vec<TrackRow>, sqlx::Error> {
+    match since {
+        None => {
+            sqlx::query_as(concat!(
+                "select ",
+                track_columns!(),
+                " from track t",
+                track_joins!(),
+                "where t.like_count > 0 ",
+                without_labels!("$1"),
+                " order by t.like_count desc, t.sort_at desc, t.uri desc limit $2"
+            ))
+            .bind(exclude_labels)
+            .bind(limit)
+            .fetch_all(db)
+            .await
+        }
+        Some(since) => {
+            sqlx::query_as(concat!(
+                "with recent as (select l.subject_uri, count(distinct l.did) as likes \
+                   from track_like l join actor la on la.did = l.did and la.active \
+                   where l.created_at >= $1 group by l.subject_uri) \
+                 select ",
+                track_columns!(),
+                " from recent r join track t on t.uri = r.subject_uri",
+                track_joins!(),
+                "where true ",
+                without_labels!("$2"),
+                " order by r.likes desc, t.sort_at desc, t.uri desc limit $3"
+            ))
+            .bind(since)
+            .bind(exclude_labels)
+            .bind(limit)
+            .fetch_all(db)
+            .await
+        }
+    }
+}
+
+/// One actor's tracks whose `album` is `album`, oldest first (an album's running order when it
+/// has no list record).
+#[instrument(skip(db))]
+pub async fn by_album(
+    db: &PgPool,
+    did: &str,
+    album: &str,
+    limit: i64,
+) -> Result<Vec<TrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        track_columns!(),
+        " from track t",
+        track_joins!(),
+        "where t.did = $1 and t.album = $2 order by t.sort_at, t.uri limit $3"
+    ))
+    .bind(did)
+    .bind(album)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Tracks whose title contains `pattern` (case-insensitive), titles starting with it first,
+/// then newest.
+#[instrument(skip(db))]
+pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<TrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        track_columns!(),
+        " from track t",
+        track_joins!(),
+        "where strpos(lower(t.title), lower($1)) > 0 \
+         order by strpos(lower(t.title), lower($1)) = 1 desc, t.sort_at desc, t.uri desc limit $2"
+    ))
+    .bind(pattern)
     .bind(limit)
     .fetch_all(db)
     .await

@@ -1,0 +1,177 @@
+//! Web test support: requests through the router with headers and methods, seeding beyond the
+//! XRPC helpers (DID documents, records with audio, albums), and the id the web API gives a
+//! track.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use plyr_appview_xrpc::{AppState, WebConfig, router};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+use crate::schema::{self, S};
+use crate::xrpc_support::{CID, at, ts};
+
+/// An audio blob CID for seeded records.
+pub const AUDIO_CID: &str = "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy";
+
+/// A response: status, headers and the JSON body (Null when empty).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends a request through a router built from `state`.
+pub async fn send_with(
+    state: AppState,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let app = router(state);
+    let mut req = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.body(Body::empty()).expect("valid request");
+    let resp = app.oneshot(req).await.expect("router is infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{path}: body is not json ({e}): {bytes:?}"))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Sends a request through the development-config router.
+pub async fn send(db: &PgPool, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send_with(AppState::new(db.clone()), method, path, headers).await
+}
+
+/// GET `path`, asserting 200 and that the body matches `schema`.
+pub async fn ok(db: &PgPool, path: &str, schema: &S) -> Value {
+    let reply = send(db, "GET", path, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+    schema::check(&reply.body, schema);
+    reply.body
+}
+
+/// GET `path`, asserting `status` and upstream's `{"detail": <text>}`.
+pub async fn detail(db: &PgPool, path: &str, status: u16, text: &str) {
+    let reply = send(db, "GET", path, &[]).await;
+    assert_eq!(reply.status.as_u16(), status, "{path}: {}", reply.body);
+    schema::check(&reply.body, &schema::detail());
+    assert_eq!(reply.body["detail"], text, "{path}");
+}
+
+/// GET `path`, asserting a 422 naming parameter `name`.
+pub async fn invalid(db: &PgPool, path: &str, name: &str) {
+    let reply = send(db, "GET", path, &[]).await;
+    assert_eq!(reply.status.as_u16(), 422, "{path}: {}", reply.body);
+    schema::check(&reply.body, &schema::validation());
+    assert_eq!(reply.body["detail"][0]["loc"][1], name, "{path}");
+}
+
+/// The web id the view stored for a track.
+pub async fn web_id(db: &PgPool, uri: &str) -> i64 {
+    sqlx::query_scalar("select web_id from track where uri = $1")
+        .bind(uri)
+        .fetch_one(db)
+        .await
+        .expect("track web id")
+}
+
+/// The web id the view stored for a list.
+pub async fn list_id(db: &PgPool, uri: &str) -> String {
+    sqlx::query_scalar("select web_id::text from list where uri = $1")
+        .bind(uri)
+        .fetch_one(db)
+        .await
+        .expect("list web id")
+}
+
+/// A track whose record is `record` (merged over the XRPC helpers' default record), created
+/// at T0 + `secs`.
+pub async fn track_with(db: &PgPool, did: &str, rkey: &str, secs: i64, extra: Value) -> String {
+    let uri = format!("at://{did}/fm.plyr.track/{rkey}");
+    let mut record = json!({
+        "$type": "fm.plyr.track",
+        "title": format!("song {rkey}"),
+        "artist": "someone",
+        "fileType": "mp3",
+        "createdAt": ts(secs),
+    });
+    if let (Some(base), Some(extra)) = (record.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    let title = record["title"].as_str().unwrap_or_default().to_owned();
+    let artist = record["artist"].as_str().unwrap_or_default().to_owned();
+    let album = record["album"].as_str().map(str::to_owned);
+    sqlx::query(
+        "insert into track (uri, did, rkey, cid, rev, title, artist, album, created_at, \
+         indexed_at, sort_at, record) \
+         values ($1, $2, $3, $4, '3kaaaaaaaaaaa', $5, $6, $7, $8, $9, $8, $10)",
+    )
+    .bind(&uri)
+    .bind(did)
+    .bind(rkey)
+    .bind(CID)
+    .bind(title)
+    .bind(artist)
+    .bind(album)
+    .bind(at(secs))
+    .bind(at(secs + 1))
+    .bind(record)
+    .execute(db)
+    .await
+    .expect("insert track");
+    uri
+}
+
+/// A DID document naming `pds` as the actor's PDS, as the indexer stores it.
+pub async fn did_doc(db: &PgPool, did: &str, pds: &str) {
+    let doc = json!({
+        "id": did,
+        "alsoKnownAs": [],
+        "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": pds}],
+    });
+    sqlx::query("insert into did_doc (did, doc) values ($1, $2)")
+        .bind(did)
+        .bind(doc)
+        .execute(db)
+        .await
+        .expect("insert did doc");
+}
+
+/// An `audioBlob` value.
+pub fn audio_blob() -> Value {
+    json!({"$type": "blob", "ref": {"$link": AUDIO_CID}, "mimeType": "audio/mpeg", "size": 1000})
+}
+
+/// A config with a small play limit, for rate-limit tests.
+pub fn config_with_play_limit(per_minute: u32) -> WebConfig {
+    WebConfig {
+        plays_per_minute: per_minute,
+        ..WebConfig::default()
+    }
+}
