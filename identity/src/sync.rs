@@ -319,9 +319,12 @@ pub fn xrpc_url(host: &Url, method: &str) -> Result<Url, IdentityError> {
 fn parse_listing(host: &str, status: StatusCode, body: &[u8]) -> Result<Listing, IdentityError> {
     if !status.is_success() {
         let error = xrpc_error(body);
+        // The reference PDS proxies methods it lacks (listReposByCollection) to its AppView,
+        // which wants auth: an unauthenticated 401 AuthMissing means "not served here".
         if status == StatusCode::NOT_FOUND
             || status == StatusCode::NOT_IMPLEMENTED
             || error.as_deref() == Some("MethodNotImplemented")
+            || (status == StatusCode::UNAUTHORIZED && error.as_deref() == Some("AuthMissing"))
         {
             return Ok(Listing::NotImplemented);
         }
@@ -437,6 +440,11 @@ mod tests {
             (
                 StatusCode::BAD_REQUEST,
                 br#"{"error":"MethodNotImplemented"}"#,
+            ),
+            // @atproto/pds 0.5.35 on listReposByCollection.
+            (
+                StatusCode::UNAUTHORIZED,
+                br#"{"error":"AuthMissing","message":"Authentication Required"}"#,
             ),
         ];
         for (status, body) in not_implemented {
