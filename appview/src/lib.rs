@@ -28,10 +28,12 @@ mod routes;
 mod track;
 mod views;
 mod web;
+mod well_known;
 
 pub use auth::{Authenticated, Authenticator, Viewer};
 pub use routes::router;
 pub use web::WebConfig;
+pub use well_known::{SERVICE_ID, ServiceIdentity};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     db: PgPool,
     auth: Option<Authenticator>,
+    service: Option<ServiceIdentity>,
     web: Arc<web::WebState>,
 }
 
@@ -57,6 +60,7 @@ impl AppState {
         AppState {
             db: pool,
             auth: None,
+            service: None,
             web: Arc::new(web::WebState::new(WebConfig::default())),
         }
     }
@@ -64,6 +68,12 @@ impl AppState {
     /// Accepts service-auth tokens addressed to the authenticator's service DID.
     pub fn with_authenticator(mut self, auth: Authenticator) -> AppState {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Publishes the service's did:web document at `/.well-known/did.json`.
+    pub fn with_service(mut self, identity: ServiceIdentity) -> AppState {
+        self.service = Some(identity);
         self
     }
 
@@ -78,6 +88,12 @@ impl AppState {
 impl FromRef<AppState> for Arc<web::WebState> {
     fn from_ref(state: &AppState) -> Arc<web::WebState> {
         state.web.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<ServiceIdentity> {
+    fn from_ref(state: &AppState) -> Option<ServiceIdentity> {
+        state.service.clone()
     }
 }
 

@@ -13,7 +13,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::XrpcError;
-use crate::{AppState, actor, comment, health, like, list, track};
+use crate::{AppState, actor, comment, health, like, list, track, well_known};
 
 /// Longest a request may run. Every method is a handful of indexed lookups answered in
 /// milliseconds; past this the pool is starved or the database stuck, and holding the client
@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
 #[rustfmt::skip]
 fn methods() -> Router<AppState> {
     Router::new()
+        .route("/.well-known/did.json", get(well_known::did_json))
         .route("/xrpc/_health", query(health::health))
         .route("/xrpc/fm.plyr.actor.getProfile", query(actor::get_profile))
         .route("/xrpc/fm.plyr.feed.getLatestTracks", query(track::get_latest_tracks))

@@ -20,5 +20,5 @@ mod list;
 mod protocol;
 /// getLatestTracks, getTrack, getTracks, getArtistTracks.
 mod track;
-/// Service auth: viewer state and token refusals.
+/// Service identity (did.json) and auth: viewer state and token refusals.
 mod viewer;

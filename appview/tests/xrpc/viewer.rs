@@ -1,6 +1,7 @@
-//! Viewer state through service auth: tokens signed with a real secp256k1 key, the signer's DID
-//! document served by a loopback PLC directory, `viewer.like` filled for the token's account,
-//! and every refusal answered 401 with the spec's error name and a `WWW-Authenticate` header.
+//! Service identity and auth: the did:web document at /.well-known/did.json, and viewer state
+//! through service-auth tokens signed with a real secp256k1 key whose DID document a loopback
+//! PLC directory serves: `viewer.like` filled for the token's account, and every refusal
+//! answered 401 with the spec's error name and a `WWW-Authenticate` header.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -247,4 +248,29 @@ async fn bad_tokens_are_refused_with_401_and_the_spec_error(db: PgPool) {
     assert_eq!(body["error"], "BadJwtAudience");
     let (status, _, body) = get(app, &path, None).await;
     assert_eq!(status, StatusCode::OK, "anonymous reads still work: {body}");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn the_service_did_document_is_served_for_did_web(db: PgPool) {
+    let identity = plyr_appview_xrpc::ServiceIdentity::new(SERVICE, None).expect("did:web");
+    let app = AppState::new(db.clone()).with_service(identity);
+    let (status, _, doc) = get(app, "/.well-known/did.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["id"], SERVICE);
+    assert_eq!(
+        doc["service"],
+        json!([{
+            "id": "#plyr_appview",
+            "type": "PlyrAppView",
+            "serviceEndpoint": "https://appview.plyr.example",
+        }])
+    );
+    // The document our own resolver would read: it parses and names the endpoint.
+    let parsed: plyr_identity::DidDocument = serde_json::from_value(doc).expect("a DID document");
+    let endpoint = parsed
+        .service_endpoint("#plyr_appview")
+        .expect("service entry");
+    assert_eq!(endpoint.as_str(), "https://appview.plyr.example/");
+    let (status, _, body) = get(AppState::new(db), "/.well-known/did.json", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
