@@ -1,8 +1,6 @@
 //! The one error type of the XRPC layer: every failure a handler can meet, rendered as the
 //! ATProto error envelope `{"error","message"}` with the matching HTTP status.
 
-use std::error::Error as _;
-
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -82,6 +80,18 @@ impl XrpcError {
     }
 }
 
+/// The chain of `err`'s sources, each after ": ", for the log line of a server error.
+pub fn causes(err: &dyn std::error::Error) -> String {
+    let mut cause = String::new();
+    let mut source = err.source();
+    while let Some(err) = source {
+        cause.push_str(": ");
+        cause.push_str(&err.to_string());
+        source = err.source();
+    }
+    cause
+}
+
 /// The wire form of an error.
 #[derive(Debug, Serialize)]
 struct ErrorBody {
@@ -95,13 +105,7 @@ impl IntoResponse for XrpcError {
         let status = self.status();
         let message = if status.is_server_error() {
             // The cause may hold SQL, hostnames or driver text: it goes to the log only.
-            let mut cause = String::new();
-            let mut source = self.source();
-            while let Some(err) = source {
-                cause.push_str(": ");
-                cause.push_str(&err.to_string());
-                source = err.source();
-            }
+            let cause = causes(&self);
             tracing::error!(error = %self, cause = %cause, status = status.as_u16(), "xrpc request failed");
             None
         } else {

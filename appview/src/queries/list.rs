@@ -11,6 +11,17 @@ use crate::cursor::TimeCursor;
 /// `items` even if a larger list slipped into the table.
 const MAX_LIST_ITEMS: i64 = 500;
 
+/// `select` of [`ListRow`] from `list l` of active authors, for `concat!` before a `where`.
+macro_rules! visible_lists {
+    () => {
+        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
+                l.created_at, l.indexed_at, l.sort_at \
+         from list l \
+         join actor a on a.did = l.did and a.active \
+         left join profile p on p.did = l.did "
+    };
+}
+
 /// A list joined with its author, without the record.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ListRow {
@@ -73,17 +84,13 @@ pub async fn by_author(
     after: Option<&TimeCursor>,
     limit: i64,
 ) -> Result<Vec<ListRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
-                l.created_at, l.indexed_at, l.sort_at \
-         from list l \
-         join actor a on a.did = l.did and a.active \
-         left join profile p on p.did = l.did \
-         where l.did = $1 \
+    sqlx::query_as(concat!(
+        visible_lists!(),
+        "where l.did = $1 \
            and ($2::text is null or l.list_type = $2) \
            and (l.sort_at, l.uri) < (coalesce($3, 'infinity'::timestamptz), coalesce($4, '')) \
-         order by l.sort_at desc, l.uri desc limit $5",
-    )
+         order by l.sort_at desc, l.uri desc limit $5"
+    ))
     .bind(did)
     .bind(list_type)
     .bind(after.map(|c| c.at))
@@ -155,15 +162,11 @@ pub async fn search(
     pattern: &str,
     limit: i64,
 ) -> Result<Vec<ListRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
-                l.created_at, l.indexed_at, l.sort_at \
-         from list l \
-         join actor a on a.did = l.did and a.active \
-         left join profile p on p.did = l.did \
-         where l.list_type = $1 and strpos(lower(l.name), lower($2)) > 0 \
-         order by strpos(lower(l.name), lower($2)) = 1 desc, l.sort_at desc, l.uri desc limit $3",
-    )
+    sqlx::query_as(concat!(
+        visible_lists!(),
+        "where l.list_type = $1 and strpos(lower(l.name), lower($2)) > 0 \
+         order by strpos(lower(l.name), lower($2)) = 1 desc, l.sort_at desc, l.uri desc limit $3"
+    ))
     .bind(list_type)
     .bind(pattern)
     .bind(limit)

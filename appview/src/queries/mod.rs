@@ -18,6 +18,14 @@ macro_rules! track_joins {
     };
 }
 
+/// `select` of [`track::TrackRow`] from `track t` of active authors, for `concat!` before a
+/// `where`.
+macro_rules! visible_tracks {
+    () => {
+        concat!("select ", track_columns!(), " from track t", track_joins!())
+    };
+}
+
 /// Drops track `t` when its self-labels hold any value of the `text[]` parameter `$p` (an empty
 /// array drops nothing). For `concat!` after a `where` clause.
 macro_rules! without_labels {
@@ -43,6 +51,7 @@ macro_rules! newest_like_of_pair {
 
 pub mod actor;
 pub mod album;
+pub mod blob;
 pub mod comment;
 pub mod health;
 pub mod like;

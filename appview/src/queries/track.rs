@@ -52,10 +52,7 @@ pub async fn discovery(
     limit: i64,
 ) -> Result<Vec<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
+        visible_tracks!(),
         "where (t.sort_at, t.uri) < (coalesce($1, 'infinity'::timestamptz), coalesce($2, '')) ",
         without_labels!("$4"),
         " order by t.sort_at desc, t.uri desc limit $3"
@@ -73,10 +70,7 @@ pub async fn discovery(
 #[instrument(skip(db))]
 pub async fn by_web_id(db: &PgPool, web_id: i64) -> Result<Option<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
+        visible_tracks!(),
         "where t.web_id = $1 order by t.uri limit 1"
     ))
     .bind(web_id)
@@ -89,10 +83,7 @@ pub async fn by_web_id(db: &PgPool, web_id: i64) -> Result<Option<TrackRow>, sql
 #[instrument(skip(db))]
 pub async fn by_rkey(db: &PgPool, rkey: &str) -> Result<Option<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
+        visible_tracks!(),
         "where t.rkey = $1 order by t.sort_at, t.uri limit 1"
     ))
     .bind(rkey)
@@ -112,10 +103,7 @@ pub async fn top(
     match since {
         None => {
             sqlx::query_as(concat!(
-                "select ",
-                track_columns!(),
-                " from track t",
-                track_joins!(),
+                visible_tracks!(),
                 "where t.like_count > 0 ",
                 without_labels!("$1"),
                 " order by t.like_count desc, t.sort_at desc, t.uri desc limit $2"
@@ -157,10 +145,7 @@ pub async fn by_album(
     limit: i64,
 ) -> Result<Vec<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
+        visible_tracks!(),
         "where t.did = $1 and t.album = $2 order by t.sort_at, t.uri limit $3"
     ))
     .bind(did)
@@ -175,10 +160,7 @@ pub async fn by_album(
 #[instrument(skip(db))]
 pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
+        visible_tracks!(),
         "where strpos(lower(t.title), lower($1)) > 0 \
          order by strpos(lower(t.title), lower($1)) = 1 desc, t.sort_at desc, t.uri desc limit $2"
     ))
@@ -191,31 +173,19 @@ pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<TrackR
 /// One visible track.
 #[instrument(skip(db))]
 pub async fn by_uri(db: &PgPool, uri: &str) -> Result<Option<TrackRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
-        "where t.uri = $1"
-    ))
-    .bind(uri)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(concat!(visible_tracks!(), "where t.uri = $1"))
+        .bind(uri)
+        .fetch_optional(db)
+        .await
 }
 
 /// The visible tracks among `uris`, in no particular order.
 #[instrument(skip(db))]
 pub async fn by_uris(db: &PgPool, uris: &[String]) -> Result<Vec<TrackRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
-        "where t.uri = any($1)"
-    ))
-    .bind(uris)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(concat!(visible_tracks!(), "where t.uri = any($1)"))
+        .bind(uris)
+        .fetch_all(db)
+        .await
 }
 
 /// One actor's tracks, newest first, after `after`.
@@ -227,10 +197,7 @@ pub async fn by_author(
     limit: i64,
 ) -> Result<Vec<TrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "select ",
-        track_columns!(),
-        " from track t",
-        track_joins!(),
+        visible_tracks!(),
         "where t.did = $1 \
            and (t.sort_at, t.uri) < (coalesce($2, 'infinity'::timestamptz), coalesce($3, '')) \
          order by t.sort_at desc, t.uri desc limit $4"

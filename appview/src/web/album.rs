@@ -52,6 +52,17 @@ pub async fn of_artists(
         .collect())
 }
 
+/// The album of artist `did` with this slug, or upstream's 404.
+pub async fn by_slug(db: &PgPool, did: &str, slug: &str) -> Result<Album, WebError> {
+    of_artists(db, &[did.to_owned()])
+        .await?
+        .remove(did)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.slug == slug)
+        .ok_or(WebError::NotFound("album not found".into()))
+}
+
 /// The Album of a row, given its slug.
 pub fn album(row: queries::album::AlbumRow, slug: String) -> Album {
     let id = match &row.list_web_id {
@@ -164,13 +175,7 @@ pub async fn album_detail(
     Path((handle, slug)): Path<(String, String)>,
 ) -> Result<Json<AlbumDetail>, WebError> {
     let card = artist::card(&db, &handle).await?;
-    let album = of_artists(&db, std::slice::from_ref(&card.did))
-        .await?
-        .remove(&card.did)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|a| a.slug == slug)
-        .ok_or(WebError::NotFound("album not found".into()))?;
+    let album = by_slug(&db, &card.did, &slug).await?;
     let mut rows = match &album.list_uri {
         Some(list) => queries::list::items(&db, list).await?,
         None => Vec::new(),

@@ -2,7 +2,6 @@
 //! client sees the statuses and shapes it was written against.
 
 use std::borrow::Cow;
-use std::error::Error as _;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -118,13 +117,7 @@ impl IntoResponse for WebError {
             }
             WebError::Database(_) | WebError::Internal(_) | WebError::Timeout => {
                 // The cause may hold SQL, hostnames or driver text: it goes to the log only.
-                let mut cause = String::new();
-                let mut source = self.source();
-                while let Some(err) = source {
-                    cause.push_str(": ");
-                    cause.push_str(&err.to_string());
-                    source = err.source();
-                }
+                let cause = crate::error::causes(&self);
                 tracing::error!(error = %self, cause = %cause, status = status.as_u16(), "web request failed");
                 let detail = if matches!(self, WebError::Timeout) {
                     "Gateway Timeout"

@@ -141,25 +141,18 @@ pub async fn oembed(
         OutOfRange::Clamp,
     )?;
     let frontend = web.config.frontend_url.trim_end_matches('/');
-    let (path, title, author_name, handle, image, height) = match target {
+    let (path, title, author_name, handle, image, heights) = match target {
         Embeddable::Track(id) => {
             let row = queries::track::by_web_id(&db, id)
                 .await?
                 .ok_or(WebError::NotFound("track not found".into()))?;
-            let height = params::int(
-                "maxheight",
-                p.maxheight.as_deref(),
-                TRACK_HEIGHT.0,
-                (1, TRACK_HEIGHT.1),
-                OutOfRange::Clamp,
-            )?;
             (
                 format!("track/{id}"),
                 text(&row.record, "title").unwrap_or_default(),
                 text(&row.record, "artist").unwrap_or_default(),
                 row.handle.clone().unwrap_or_else(|| row.did.clone()),
                 text(&row.record, "imageUrl"),
-                height,
+                TRACK_HEIGHT,
             )
         }
         Embeddable::Playlist(id) => {
@@ -172,54 +165,41 @@ pub async fn oembed(
                 .pop()
                 .map(|(_, image)| image);
             let handle = list.handle.clone().unwrap_or_else(|| list.did.clone());
-            let height = params::int(
-                "maxheight",
-                p.maxheight.as_deref(),
-                COLLECTION_HEIGHT.0,
-                (1, COLLECTION_HEIGHT.1),
-                OutOfRange::Clamp,
-            )?;
             (
                 format!("playlist/{id}"),
                 list.name.unwrap_or_default(),
                 handle.clone(),
                 handle,
                 image,
-                height,
+                COLLECTION_HEIGHT,
             )
         }
         Embeddable::Album { handle, slug } => {
             let card = artist::card(&db, &handle).await?;
-            let album = album::of_artists(&db, std::slice::from_ref(&card.did))
-                .await?
-                .remove(&card.did)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|a| a.slug == slug)
-                .ok_or(WebError::NotFound("album not found".into()))?;
+            let album = album::by_slug(&db, &card.did, &slug).await?;
             let first = queries::track::by_album(&db, &card.did, &album.title, 1).await?;
             let image = first
                 .first()
                 .and_then(|t| text(&t.record, "imageUrl"))
                 .or_else(|| card.avatar.clone());
             let handle = card.handle.clone().unwrap_or_else(|| card.did.clone());
-            let height = params::int(
-                "maxheight",
-                p.maxheight.as_deref(),
-                COLLECTION_HEIGHT.0,
-                (1, COLLECTION_HEIGHT.1),
-                OutOfRange::Clamp,
-            )?;
             (
                 format!("album/{handle}/{}", album.slug),
                 album.title,
                 card.display_name.clone().unwrap_or_else(|| handle.clone()),
                 handle,
                 image,
-                height,
+                COLLECTION_HEIGHT,
             )
         }
     };
+    let height = params::int(
+        "maxheight",
+        p.maxheight.as_deref(),
+        heights.0,
+        (1, heights.1),
+        OutOfRange::Clamp,
+    )?;
     let html = format!(
         "<iframe src=\"{}\" width=\"{maxwidth}\" height=\"{height}\" frameborder=\"0\" \
          allow=\"autoplay; encrypted-media\" loading=\"lazy\"></iframe>",

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use tower::ServiceExt;
 
 use crate::schema::{self, S};
-use crate::xrpc_support::{CID, at, ts};
+use crate::xrpc_support::track_record;
 
 /// An audio blob CID for seeded records.
 pub const AUDIO_CID: &str = "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy";
@@ -108,43 +108,25 @@ pub async fn list_id(db: &PgPool, uri: &str) -> String {
         .expect("list web id")
 }
 
-/// A track whose record is `record` (merged over the XRPC helpers' default record), created
-/// at T0 + `secs`.
+/// A track created at T0 + `secs` (the XRPC helpers' track), its record's fields overridden
+/// by `extra`, with the `title`, `artist` and `album` columns following the record.
 pub async fn track_with(db: &PgPool, did: &str, rkey: &str, secs: i64, extra: Value) -> String {
-    let uri = format!("at://{did}/fm.plyr.track/{rkey}");
-    let mut record = json!({
-        "$type": "fm.plyr.track",
-        "title": format!("song {rkey}"),
-        "artist": "someone",
-        "fileType": "mp3",
-        "createdAt": ts(secs),
-    });
+    let uri = crate::xrpc_support::track(db, did, rkey, secs).await;
+    let mut record = track_record(rkey, secs);
     if let (Some(base), Some(extra)) = (record.as_object_mut(), extra.as_object()) {
         for (k, v) in extra {
             base.insert(k.clone(), v.clone());
         }
     }
-    let title = record["title"].as_str().unwrap_or_default().to_owned();
-    let artist = record["artist"].as_str().unwrap_or_default().to_owned();
-    let album = record["album"].as_str().map(str::to_owned);
     sqlx::query(
-        "insert into track (uri, did, rkey, cid, rev, title, artist, album, created_at, \
-         indexed_at, sort_at, record) \
-         values ($1, $2, $3, $4, '3kaaaaaaaaaaa', $5, $6, $7, $8, $9, $8, $10)",
+        "update track set record = $2, title = $2->>'title', artist = $2->>'artist', \
+         album = $2->>'album' where uri = $1",
     )
     .bind(&uri)
-    .bind(did)
-    .bind(rkey)
-    .bind(CID)
-    .bind(title)
-    .bind(artist)
-    .bind(album)
-    .bind(at(secs))
-    .bind(at(secs + 1))
     .bind(record)
     .execute(db)
     .await
-    .expect("insert track");
+    .expect("update track record");
     uri
 }
 
