@@ -2,12 +2,16 @@
 //! asserted through the XRPC answers, through updates, deletes, replays, bad input, identity and
 //! account events and disconnects.
 
+use std::time::Duration;
+
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
-use crate::support::Harness;
 use crate::support::events::*;
 use crate::support::jetstream::ScriptedJetstream;
+use crate::support::plc::{LoopbackPlc, RepoAnswer, UNREACHABLE_PDS, plc_did};
+use crate::support::{CATCH_UP, Harness};
 
 const NS: &str = "fm.plyr";
 const TRACK: &str = "fm.plyr.track";
@@ -286,7 +290,12 @@ async fn bad_input_is_skipped_counted_and_never_stops_the_stream(pool: PgPool) {
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn identity_and_account_events_govern_visibility(pool: PgPool) {
-    let (artist, fan) = (did(1), did(2));
+    // Inactive #account events are confirmed with the account's current PDS before they hide
+    // anything: a loopback PLC + PDS answers, and the account checker runs beside the stream.
+    let (artist, fan) = (plc_did("artist"), plc_did("fan"));
+    let plc = LoopbackPlc::start().await;
+    plc.set_doc(&artist, "artist.example.com", None);
+    plc.set_doc(&fan, "fan.example.com", None);
     let t = uri(&artist, TRACK, &rkey(16));
     let fan_track = uri(&fan, TRACK, &rkey(17));
     let frames = vec![
@@ -318,6 +327,12 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
         identity(T0 + 5, &artist, Some("Artist.Example.COM")),
     ];
     let h = Harness::start(pool, NS, frames).await;
+    let stop = CancellationToken::new();
+    let checker = tokio::spawn(plyr_indexer::check_accounts(
+        h.pool.clone(),
+        plc.resolver(),
+        stop.clone(),
+    ));
     h.wait_for_cursor(T0 + 5).await;
 
     let (status, profile) = h
@@ -335,10 +350,13 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     assert_eq!(body["track"]["author"]["handle"], "artist.example.com");
     assert_eq!(body["track"]["likeCount"], 1);
 
-    // The fan deactivates: their track disappears and their like stops counting.
+    // The fan deactivates (their PDS confirms): their track disappears and their like stops
+    // counting.
+    plc.set_status(&fan, RepoAnswer::Inactive("deactivated"));
     h.jetstream
         .append(vec![account(T0 + 6, &fan, false, Some("deactivated"))]);
     h.wait_for_cursor(T0 + 6).await;
+    wait_until_settled(&h.pool, &fan).await;
     let (status, _) = h
         .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
         .await;
@@ -362,10 +380,35 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
     assert_eq!(body["track"]["likeCount"], 1, "{body}");
 
-    // A taken-down artist is hidden and named as such.
+    // A stale deactivation (the old host's; the current PDS says active) is dropped.
+    plc.set_status(&artist, RepoAnswer::Active);
     h.jetstream
-        .append(vec![account(T0 + 8, &artist, false, Some("takendown"))]);
+        .append(vec![account(T0 + 8, &artist, false, Some("deactivated"))]);
     h.wait_for_cursor(T0 + 8).await;
+    wait_until_settled(&h.pool, &artist).await;
+    let (status, _) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
+        .await;
+    assert_eq!(status, 200);
+
+    // While the PDS is unreachable a takedown is not applied: the status stays.
+    plc.set_doc(&artist, "artist.example.com", Some(UNREACHABLE_PDS));
+    h.jetstream
+        .append(vec![account(T0 + 9, &artist, false, Some("takendown"))]);
+    h.wait_for_cursor(T0 + 9).await;
+    wait_for_check(&h.pool, &artist).await;
+    let (status, _) = h
+        .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
+        .await;
+    assert_eq!(status, 200);
+
+    // The PDS is back and confirms a takedown (re-sent): hidden and named as such.
+    plc.set_doc(&artist, "artist.example.com", None);
+    plc.set_status(&artist, RepoAnswer::Inactive("takendown"));
+    h.jetstream
+        .append(vec![account(T0 + 10, &artist, false, Some("takendown"))]);
+    h.wait_for_cursor(T0 + 10).await;
+    wait_until_settled(&h.pool, &artist).await;
     let (status, body) = h
         .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
         .await;
@@ -377,11 +420,13 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     let (_, latest) = h.xrpc("fm.plyr.feed.getLatestTracks", &[]).await;
     assert_eq!(titles(&latest), ["fan song"], "{latest}");
 
-    // Deletion purges the fan; a replay of their old create stays purged.
+    // Deletion (the PDS no longer has the repo) purges the fan; a replay of their old create
+    // stays purged.
+    plc.set_status(&fan, RepoAnswer::NotFound);
     h.jetstream.append(vec![
-        account(T0 + 9, &fan, false, Some("deleted")),
+        account(T0 + 11, &fan, false, Some("deleted")),
         create(
-            T0 + 10,
+            T0 + 12,
             &fan,
             TRACK,
             &rkey(17),
@@ -389,7 +434,8 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
             track_record(NS, "fan song", "2026-01-01T00:00:00Z"),
         ),
     ]);
-    h.wait_for_cursor(T0 + 10).await;
+    h.wait_for_cursor(T0 + 12).await;
+    wait_until_settled(&h.pool, &fan).await;
     let (status, _) = h
         .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
         .await;
@@ -400,7 +446,46 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
         .await
         .expect("count");
     assert_eq!(remaining, 0);
+    stop.cancel();
+    checker.await.expect("join").expect("account checker");
     h.stop().await;
+    plc.stop().await;
+}
+
+/// (claim pending, checked since the claim) of an actor's `#account` claim.
+async fn claim(pool: &PgPool, did: &str) -> (bool, bool) {
+    sqlx::query_as(
+        "select pending_since is not null, status_checked_at is not null from actor
+         where did = $1",
+    )
+    .bind(did)
+    .fetch_one(pool)
+    .await
+    .expect("actor row")
+}
+
+/// Waits until the account checker settled `did`'s claim (applied or dropped).
+async fn wait_until_settled(pool: &PgPool, did: &str) {
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    while claim(pool, did).await.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{did}: claim not settled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the account checker tried `did`'s claim and left it pending.
+async fn wait_for_check(pool: &PgPool, did: &str) {
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    while claim(pool, did).await != (true, true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{did}: claim not checked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]

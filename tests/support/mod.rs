@@ -7,6 +7,7 @@ pub mod appview;
 pub mod events;
 pub mod jetstream;
 pub mod pds;
+pub mod plc;
 pub mod relay;
 pub mod scenario;
 
