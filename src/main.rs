@@ -98,6 +98,27 @@ struct IndexArgs {
     /// ranges stay refused.
     #[arg(long, env = "ALLOW_LOOPBACK")]
     allow_loopback: bool,
+    /// Where to follow the network: `jetstream` (JSON, trusted as sent) or `relay` (the
+    /// firehose, every commit's signature and MST proof checked).
+    #[arg(long, env = "PLYR_SOURCE", value_enum, default_value_t = Source::Jetstream)]
+    source: Source,
+    /// Relay (or PDS) host for `--source relay`, http(s) or ws(s);
+    /// `/xrpc/com.atproto.sync.subscribeRepos` is appended. Its seq is stored as `relay:<host>`.
+    #[arg(long, env = "PLYR_RELAY_URL", default_value = "wss://bsky.network")]
+    relay_url: Url,
+    /// Relay seq to start from when none is stored (`0`: the host's whole window); live
+    /// when unset.
+    #[arg(long, env = "PLYR_RELAY_CURSOR")]
+    relay_cursor: Option<i64>,
+}
+
+/// The network source of `run` and `index`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// Jetstream v1 JSON.
+    Jetstream,
+    /// `com.atproto.sync.subscribeRepos`, verified per sync 1.1.
+    Relay,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +163,29 @@ struct ServeArgs {
     /// Address the XRPC server listens on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:2584")]
     bind: SocketAddr,
+    /// Origins the web client's REST API answers with credentialed CORS: `scheme://host[:port]`,
+    /// `scheme://host:*` (any port), `https://*` (any HTTPS origin) or `null`; comma-separated.
+    #[arg(
+        long,
+        env = "WEB_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:*,http://127.0.0.1:*,null"
+    )]
+    web_origins: Vec<String>,
+    /// This server's URL as browsers reach it (absolute `/audio/...` links in the REST API).
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:2584")]
+    public_url: String,
+    /// The web client's URL (oEmbed iframes and links).
+    #[arg(long, env = "FRONTEND_URL", default_value = "https://plyr.fm")]
+    frontend_url: String,
+    /// Hosts a track's `audioUrl` may be redirected to (`host`, or `*.domain`); comma-separated.
+    #[arg(
+        long,
+        env = "AUDIO_HOSTS",
+        value_delimiter = ',',
+        default_value = "*.plyr.fm,*.r2.dev"
+    )]
+    audio_hosts: Vec<String>,
 }
 
 #[tokio::main]
@@ -276,6 +320,22 @@ fn spawn_indexer(
         ..plyr_identity::ResolverConfig::default()
     })
     .context("building the identity resolver")?;
+    let relay = match args.source {
+        Source::Jetstream => None,
+        Source::Relay => {
+            let client = plyr_identity::SyncClient::new(plyr_identity::SyncConfig {
+                allow_loopback: args.allow_loopback,
+                ..plyr_identity::SyncConfig::default()
+            })
+            .context("building the repo sync client")?;
+            let config = plyr_indexer::RelayConfig {
+                url: args.relay_url,
+                namespace: namespace.clone(),
+                start_cursor: args.relay_cursor,
+            };
+            Some((config, client, resolver.clone()))
+        }
+    };
     let config = plyr_indexer::JetstreamConfig {
         url: args.jetstream_url,
         namespace,
@@ -303,9 +363,13 @@ fn spawn_indexer(
         });
     }
     tasks.spawn(async move {
-        plyr_indexer::run(pool, config, shutdown)
-            .await
-            .context("indexer stopped")
+        match relay {
+            Some((relay, client, resolver)) => {
+                plyr_indexer::run_relay(pool, relay, resolver, client, shutdown).await
+            }
+            None => plyr_indexer::run(pool, config, shutdown).await,
+        }
+        .context("indexer stopped")
     });
     Ok(())
 }
@@ -320,7 +384,14 @@ async fn spawn_server(
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     info!(addr = %listener.local_addr().context("reading bound address")?, "serving XRPC");
-    let state = plyr_appview_xrpc::AppState::new(pool);
+    let web = plyr_appview_xrpc::WebConfig {
+        allowed_origins: args.web_origins,
+        public_url: args.public_url.trim_end_matches('/').to_owned(),
+        frontend_url: args.frontend_url.trim_end_matches('/').to_owned(),
+        audio_hosts: args.audio_hosts,
+        ..plyr_appview_xrpc::WebConfig::default()
+    };
+    let state = plyr_appview_xrpc::AppState::new(pool).with_web(web);
     tasks.spawn(async move {
         plyr_appview_xrpc::serve(listener, state, shutdown)
             .await

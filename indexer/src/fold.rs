@@ -55,8 +55,49 @@ pub(crate) enum Item {
     Identity(IdentityChange),
     /// Change an actor's hosting status.
     Account(AccountChange),
+    /// A verified relay commit of a tracked repo: its namespace ops and the repo's chain
+    /// advance, applied in the same batch so the chain never runs ahead of the records.
+    RepoCommit(RepoCommit),
+    /// A tracked repo's chain broke (a `since`/`prevData` gap, a `#sync`, a failed resync).
+    Desynchronized(Desync),
     /// Nothing to store; counted by reason.
     Skip(Skip),
+    /// Nothing to store and nothing wrong (a commit of an untracked repo, an event held for a
+    /// resync): only moves the cursor.
+    Cursor,
+}
+
+/// A relay `#commit` that passed the sync 1.1 checks, for a tracked repo.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RepoCommit {
+    /// The repo's new chain position.
+    pub advance: RepoAdvance,
+    /// Its valid operations in our namespace (records of other collections are not stored).
+    pub ops: Vec<CommitOp>,
+    /// Its namespace records that failed validation.
+    pub skips: Vec<Skip>,
+}
+
+/// Where a tracked repo's verified chain stands after a commit: `repo_state` moves here unless
+/// it already holds a greater rev.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoAdvance {
+    pub did: String,
+    /// The commit's rev (a TID).
+    pub rev: String,
+    /// The MST root after the commit (the next commit's `prevData`).
+    pub data_cid: String,
+}
+
+/// A tracked repo marked desynchronized (resynced from `getRepo` by the relay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Desync {
+    pub did: String,
+    /// The rev that exposed the break: the mark is not written if `repo_state` already holds
+    /// this rev or a greater one (a resync that landed first). `None` marks unconditionally.
+    pub rev: Option<String>,
+    /// Why, for `repo_state.reason` and the log.
+    pub reason: String,
 }
 
 /// A valid write or delete of one record.
@@ -309,9 +350,14 @@ pub(crate) struct Plan {
     /// Handle changes, the last per DID, applied after the segments (a handle touches no
     /// record, so only its order against other handles of the same DID matters).
     pub identities: Vec<IdentityChange>,
+    /// Chain advances of tracked repos (relay), the greatest rev per DID, applied after the
+    /// segments in the same transaction.
+    pub repos: Vec<RepoAdvance>,
+    /// Repos marked desynchronized, applied after `repos`.
+    pub desyncs: Vec<Desync>,
     /// Skips by reason.
     pub skips: BTreeMap<&'static str, SkipTally>,
-    /// The greatest `time_us` in the batch: where the stream resumes.
+    /// The greatest `time_us` (relay: seq) in the batch: where the stream resumes.
     pub cursor: Option<i64>,
     /// How many events the batch holds (skipped ones included).
     pub events: usize,
@@ -361,7 +407,31 @@ pub(crate) fn plan(items: Vec<Classified>) -> Plan {
         }
         match item {
             Item::Skip(skip) => plan.add_skip(skip),
+            Item::Cursor => {}
             Item::Commit(op) => builder.commit(&mut plan.segments, op),
+            Item::RepoCommit(commit) => {
+                for op in commit.ops {
+                    builder.commit(&mut plan.segments, op);
+                }
+                for skip in commit.skips {
+                    plan.add_skip(skip);
+                }
+                let advance = commit.advance;
+                match builder.repos.get(&advance.did) {
+                    Some(&i) => {
+                        if let Some(kept) = plan.repos.get_mut(i)
+                            && advance.rev > kept.rev
+                        {
+                            *kept = advance;
+                        }
+                    }
+                    None => {
+                        builder.repos.insert(advance.did.clone(), plan.repos.len());
+                        plan.repos.push(advance);
+                    }
+                }
+            }
+            Item::Desynchronized(desync) => plan.desyncs.push(desync),
             Item::Account(change) => builder.account(&mut plan.segments, change),
             Item::Identity(change) => match builder.identities.get(&change.did) {
                 Some(&i) => {
@@ -393,6 +463,8 @@ struct Builder {
     account_dids: HashSet<String>,
     /// `Plan::identities` by DID.
     identities: HashMap<String, usize>,
+    /// `Plan::repos` by DID.
+    repos: HashMap<String, usize>,
 }
 
 impl Builder {

@@ -7,6 +7,16 @@
 //! -> `fold::plan` (ordered segments, one op per URI) -> `store` (every write, the skip counts
 //! and the cursor in one transaction). Everything before `store` is pure.
 //!
+//! The verified path ([`run_relay`], `relay`) reads `com.atproto.sync.subscribeRepos` instead
+//! and checks every commit of a tracked repo per sync 1.1 (signature, MST inversion, rev chain)
+//! before it reaches the same writer. **Tracking rule:** a DID is tracked once it publishes a
+//! record in our namespace: a relay `#commit` with an op in one of its collections, or a
+//! backfill that finds such records. Tracked means it has a `repo_state` row. Commits of
+//! untracked DIDs with no namespace op are dropped before any block is read; every commit of a
+//! tracked DID, whatever its collections, is verified, so its chain (rev, `prevData`) stays
+//! continuous. A DID that becomes tracked from the stream is resynced from `getRepo` so its
+//! earlier records are indexed too.
+//!
 //! ```no_run
 //! # async fn example(pool: sqlx::PgPool) -> Result<(), plyr_indexer::IndexerError> {
 //! use plyr_indexer::{JetstreamConfig, run};
@@ -27,6 +37,7 @@ mod event;
 mod fold;
 mod handles;
 mod record;
+mod relay;
 mod source;
 mod store;
 mod writer;
@@ -43,6 +54,10 @@ pub use backfill::{
     BackfillConfig, BackfillError, BackfillProgress, BackfillSummary, BackfillTarget, backfill,
 };
 pub use handles::resolve_handles;
+pub use relay::{RelayConfig, run_relay};
+
+#[doc(hidden)]
+pub use relay::bench_verify_stage;
 pub use source::JetstreamConfig;
 pub use store::StoreError;
 
@@ -65,6 +80,9 @@ pub enum IndexerError {
     /// The websocket reader task panicked or was aborted.
     #[error("jetstream reader task failed")]
     Reader(#[source] tokio::task::JoinError),
+    /// The relay's verify-and-chain task panicked or was aborted.
+    #[error("relay pipeline task failed")]
+    Pipeline(#[source] tokio::task::JoinError),
 }
 
 /// Indexes Jetstream into `pool` until `shutdown` is cancelled, resuming from the cursor stored

@@ -7,6 +7,7 @@ mod commits;
 mod counts;
 mod did_doc;
 mod identity;
+mod repos;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use crate::fold::{Plan, Segment, SkipTally};
 pub(crate) use actors::{PendingAccount, Settlement, claim_pending_accounts, settle_account};
 pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
+pub(crate) use repos::{RepoState, repo_states};
 pub(crate) use snapshot::{
     Discovery, Snapshot, apply_snapshot, count_rejection, discovery, pending_repos, queue_counts,
     repo_done, repo_failed, requeue, save_page,
@@ -108,6 +110,8 @@ pub(crate) async fn apply(pool: &PgPool, source: &str, plan: &Plan) -> Result<Ap
         }
     }
     actors::apply_identities(&mut tx, &plan.identities).await?;
+    repos::advance_repos(&mut tx, &plan.repos).await?;
+    repos::mark_desynchronized(&mut tx, &plan.desyncs).await?;
     let mut skips = plan.skips.clone();
     for (reason, tally) in extra.skips {
         let entry = skips.entry(reason).or_insert(SkipTally {

@@ -121,7 +121,8 @@ async fn apply_with_retry(
 }
 
 /// Applies each operation of a refused plan in its own transaction; those Postgres refuses
-/// alone are counted as [`STORE_REJECTED`]. The cursor moves only with the last piece.
+/// alone are counted as [`STORE_REJECTED`]. The cursor (and the repos' chain state) moves only
+/// with the last piece.
 async fn apply_piecewise(
     pool: &PgPool,
     source: &str,
@@ -129,7 +130,11 @@ async fn apply_piecewise(
     shutdown: &CancellationToken,
 ) -> Result<Option<Applied>, StoreError> {
     let mut written = 0;
+    // The chain advances and desynchronized marks go with the cursor: a refused record is
+    // counted, but the commit that carried it is still the chain's latest.
     let mut last = Plan {
+        repos: plan.repos.clone(),
+        desyncs: plan.desyncs.clone(),
         skips: plan.skips.clone(),
         cursor: plan.cursor,
         events: plan.events,
