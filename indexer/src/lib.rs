@@ -7,6 +7,11 @@
 //! -> `fold::plan` (ordered segments, one op per URI) -> `store` (every write, the skip counts
 //! and the cursor in one transaction). Everything before `store` is pure.
 //!
+//! Beside the stream, never in it: [`resolve_handles`] verifies handles both ways (and, after an
+//! `#identity` event, refreshes the stored DID document), and [`check_accounts`] confirms an
+//! inactive `#account` status with the account's current PDS before anything is hidden or
+//! purged (the batch only records the claim, in its transaction).
+//!
 //! The verified path ([`run_relay`], `relay`) reads `com.atproto.sync.subscribeRepos` instead
 //! and checks every commit of a tracked repo per sync 1.1 (signature, MST inversion, rev chain)
 //! before it reaches the same writer. **Tracking rule:** a DID is tracked once it publishes a
