@@ -16,6 +16,7 @@
 
 mod actor;
 mod auth;
+mod blob;
 mod comment;
 mod cursor;
 mod error;
@@ -31,6 +32,7 @@ mod web;
 mod well_known;
 
 pub use auth::{Authenticated, Authenticator, Viewer};
+pub use blob::BlobService;
 pub use routes::router;
 pub use web::WebConfig;
 pub use well_known::{SERVICE_ID, ServiceIdentity};
@@ -51,6 +53,7 @@ pub struct AppState {
     auth: Option<Authenticator>,
     service: Option<ServiceIdentity>,
     web: Arc<web::WebState>,
+    blobs: Option<BlobService>,
 }
 
 impl AppState {
@@ -62,7 +65,15 @@ impl AppState {
             auth: None,
             service: None,
             web: Arc::new(web::WebState::new(WebConfig::default())),
+            blobs: None,
         }
+    }
+
+    /// Serves `/blob/{cid}` and accepts `fm.plyr.blob.uploadBlob` (which also needs an
+    /// authenticator); without it both answer that there is no blob store.
+    pub fn with_blobs(mut self, blobs: BlobService) -> AppState {
+        self.blobs = Some(blobs);
+        self
     }
 
     /// Accepts service-auth tokens addressed to the authenticator's service DID.
@@ -94,6 +105,12 @@ impl FromRef<AppState> for Arc<web::WebState> {
 impl FromRef<AppState> for Option<ServiceIdentity> {
     fn from_ref(state: &AppState) -> Option<ServiceIdentity> {
         state.service.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<BlobService> {
+    fn from_ref(state: &AppState) -> Option<BlobService> {
+        state.blobs.clone()
     }
 }
 

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
                 .timeout(REQUEST_TIMEOUT),
         )
         .merge(web)
+        .merge(crate::blob::router())
         .with_state(state)
 }
 

@@ -56,5 +56,6 @@ pub use media::{
 pub use range::ByteRange;
 pub use s3::{DEFAULT_PART_SIZE, S3Backend, S3Config};
 pub use store::{
-    BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PutLimits, StoredBlob, StoredRendition, ValidatedBlob,
+    BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PendingMedia, PutLimits, StoredBlob, StoredRendition,
+    ValidatedBlob,
 };

@@ -90,6 +90,90 @@ pub struct ValidatedBlob {
     pub thumbnail: Option<StoredRendition>,
 }
 
+/// A validated upload waiting in a temp object: [`promote`](Self::promote) it or
+/// [`abort`](Self::abort) it.
+pub struct PendingMedia {
+    store: BlobStore,
+    temp: Box<dyn TempUpload>,
+    cid: BlobCid,
+    size: u64,
+    media: MediaInfo,
+}
+
+impl std::fmt::Debug for PendingMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingMedia")
+            .field("cid", &self.cid)
+            .field("size", &self.size)
+            .field("media", &self.media.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingMedia {
+    /// The CID of the bytes received.
+    pub fn cid(&self) -> BlobCid {
+        self.cid
+    }
+
+    /// Their size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What validation found.
+    pub fn media(&self) -> &MediaInfo {
+        &self.media
+    }
+
+    /// Makes the blob visible under its CID (no second copy if it is already there) and
+    /// stores an image's thumbnail rendition.
+    pub async fn promote(self) -> Result<ValidatedBlob, PutError> {
+        let PendingMedia {
+            store,
+            temp,
+            cid,
+            size,
+            media,
+        } = self;
+        let promotion = temp.promote(BlobKey::Blob(cid)).await?;
+        let blob = StoredBlob {
+            cid,
+            size,
+            promotion,
+        };
+        let thumbnail = match &media.details {
+            MediaDetails::Image(image) => {
+                let name: RenditionName =
+                    media::THUMBNAIL_RENDITION
+                        .parse()
+                        .map_err(|e: crate::key::KeyError| {
+                            StoreError::Config(format!("thumbnail rendition name: {e}"))
+                        })?;
+                let body =
+                    futures_util::stream::iter([Ok::<_, std::io::Error>(image.thumbnail.clone())]);
+                Some(
+                    store
+                        .put_rendition(cid, name, body, PutLimits::default())
+                        .await?,
+                )
+            }
+            MediaDetails::Audio(_) => None,
+        };
+        tracing::debug!(%cid, size, ?promotion, mime = media.mime(), "media stored");
+        Ok(ValidatedBlob {
+            blob,
+            media,
+            thumbnail,
+        })
+    }
+
+    /// Discards the temp object.
+    pub async fn abort(self) {
+        discard(self.temp).await;
+    }
+}
+
 /// Content-addressed storage over a [`BlobBackend`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -133,11 +217,9 @@ impl BlobStore {
     }
 
     /// Like [`put_stream`](Self::put_stream), but the content must be supported audio or cover
-    /// art of the `declared` Content-Type (aliases and generic types accepted): a bounded
-    /// prefix of the body ([`media::prefix_len`]) is kept while it streams and validated with
-    /// [`media::inspect`] before the temp object is promoted, so nothing invalid is ever
-    /// stored. An image also gets its square thumbnail stored as a rendition.
-    #[tracing::instrument(skip_all, fields(max_bytes = limits.max_bytes, declared))]
+    /// art of the `declared` Content-Type (aliases and generic types accepted); see
+    /// [`receive_media`](Self::receive_media). An image also gets its square thumbnail stored
+    /// as a rendition.
     pub async fn put_media<S, E>(
         &self,
         body: S,
@@ -148,46 +230,44 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
     {
+        self.receive_media(body, limits, declared)
+            .await?
+            .promote()
+            .await
+    }
+
+    /// Streams `body` to a temp object, keeping a bounded prefix ([`media::prefix_len`]) that
+    /// [`media::inspect`] validates once the body is complete. Nothing is visible until the
+    /// caller [`promote`](PendingMedia::promote)s the result, e.g. under a database row lock
+    /// that keeps garbage collection away; dropping it leaves a temp object for
+    /// [`sweep_temp`](Self::sweep_temp), [`PendingMedia::abort`] removes it.
+    #[tracing::instrument(skip_all, fields(max_bytes = limits.max_bytes, declared))]
+    pub async fn receive_media<S, E>(
+        &self,
+        body: S,
+        limits: PutLimits,
+        declared: Option<&str>,
+    ) -> Result<PendingMedia, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
         media::check_declared(declared)?;
         let mut prefix = Prefix::new(media::prefix_len(declared));
         let (temp, cid, size) = self.receive(body, limits, Some(&mut prefix)).await?;
-        let info =
-            match media::inspect(prefix.into_bytes(), size, declared.map(str::to_owned)).await {
-                Ok(info) => info,
-                Err(e) => {
-                    discard(temp).await;
-                    return Err(e.into());
-                }
-            };
-        let promotion = temp.promote(BlobKey::Blob(cid)).await?;
-        let blob = StoredBlob {
-            cid,
-            size,
-            promotion,
-        };
-        let thumbnail = match &info.details {
-            MediaDetails::Image(image) => {
-                let name: RenditionName =
-                    media::THUMBNAIL_RENDITION
-                        .parse()
-                        .map_err(|e: crate::key::KeyError| {
-                            StoreError::Config(format!("thumbnail rendition name: {e}"))
-                        })?;
-                let body =
-                    futures_util::stream::iter([Ok::<_, std::io::Error>(image.thumbnail.clone())]);
-                Some(
-                    self.put_rendition(cid, name, body, PutLimits::default())
-                        .await?,
-                )
+        match media::inspect(prefix.into_bytes(), size, declared.map(str::to_owned)).await {
+            Ok(media) => Ok(PendingMedia {
+                store: self.clone(),
+                temp,
+                cid,
+                size,
+                media,
+            }),
+            Err(e) => {
+                discard(temp).await;
+                Err(e.into())
             }
-            MediaDetails::Audio(_) => None,
-        };
-        tracing::debug!(%cid, size, ?promotion, mime = info.mime(), "media stored");
-        Ok(ValidatedBlob {
-            blob,
-            media: info,
-            thumbnail,
-        })
+        }
     }
 
     /// Stores (or replaces) the rendition `name` of `source`, e.g. a web transcode.

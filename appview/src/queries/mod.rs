@@ -51,6 +51,7 @@ macro_rules! newest_like_of_pair {
 
 pub mod actor;
 pub mod album;
+pub mod blob;
 pub mod comment;
 pub mod health;
 pub mod like;

@@ -8,6 +8,8 @@ mod support;
 
 /// getProfile: views, inactive and unknown actors.
 mod actor;
+/// The blob service: uploadBlob and /blob/{cid}.
+mod blob;
 /// getComments: playback order, pagination, hidden commenters.
 mod comment;
 /// Hidden actors: their content is absent from every method.
@@ -16,6 +18,9 @@ mod hidden;
 mod like;
 /// getList and getActorLists.
 mod list;
+/// Audio and image fixtures, shared with the blobstore's tests.
+#[path = "../../../blobstore/tests/media_fixtures.rs"]
+mod media_fixtures;
 /// Protocol behaviour shared by all methods: limits, cursors, errors, health, CORS, serve.
 mod protocol;
 /// getLatestTracks, getTrack, getTracks, getArtistTracks.

@@ -20,11 +20,11 @@ use tower::ServiceExt as _;
 
 use crate::support::*;
 
-const SERVICE: &str = "did:web:appview.plyr.example";
+pub(crate) const SERVICE: &str = "did:web:appview.plyr.example";
 const BOB: &str = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb";
 const ALICE: &str = "did:plc:alice";
 
-struct Plc {
+pub(crate) struct Plc {
     url: String,
     stop: CancellationToken,
 }
@@ -36,7 +36,7 @@ impl Drop for Plc {
 }
 
 /// Serves `doc` at `/{did}` on loopback.
-async fn plc(did: &'static str, key: &secp256k1::SecretKey) -> Plc {
+pub(crate) async fn plc(did: &'static str, key: &secp256k1::SecretKey) -> Plc {
     let public = secp256k1::PublicKey::from_secret_key(secp256k1::SECP256K1, key);
     let multibase = plyr_repo::PublicKey::K256(public).to_did_key();
     let doc = json!({
@@ -64,7 +64,7 @@ async fn plc(did: &'static str, key: &secp256k1::SecretKey) -> Plc {
     Plc { url, stop }
 }
 
-fn state(db: &PgPool, plc: &Plc) -> AppState {
+pub(crate) fn state(db: &PgPool, plc: &Plc) -> AppState {
     let config = ResolverConfig {
         plc_url: plc.url.parse().expect("plc url"),
         allow_loopback: true,
@@ -79,7 +79,7 @@ fn state(db: &PgPool, plc: &Plc) -> AppState {
     )))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
@@ -87,7 +87,13 @@ fn now() -> i64 {
     i64::try_from(secs).expect("seconds fit")
 }
 
-fn token(key: &secp256k1::SecretKey, iss: &str, lxm: &str, jti: &str, exp: i64) -> String {
+pub(crate) fn token(
+    key: &secp256k1::SecretKey,
+    iss: &str,
+    lxm: &str,
+    jti: &str,
+    exp: i64,
+) -> String {
     let header = URL_SAFE_NO_PAD.encode(json!({"alg": "ES256K", "typ": "JWT"}).to_string());
     let claims =
         json!({"iss": iss, "aud": SERVICE, "lxm": lxm, "jti": jti, "iat": now(), "exp": exp});
@@ -129,7 +135,7 @@ async fn get(
     )
 }
 
-fn key(seed: u8) -> secp256k1::SecretKey {
+pub(crate) fn key(seed: u8) -> secp256k1::SecretKey {
     secp256k1::SecretKey::from_byte_array([seed; 32]).expect("valid key")
 }
 
