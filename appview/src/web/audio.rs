@@ -3,7 +3,9 @@
 //!
 //! Sources, best first: the author's PDS `getBlob` for the record's `audioBlob` (the PDS serves
 //! only bytes matching the CID), then the record's `audioUrl` when its host is allow-listed.
-//! Tracks of hidden or taken-down accounts are never found, so never served.
+//! Tracks of hidden or taken-down accounts are never found, so never served. Supporter-gated
+//! tracks answer 401, as upstream does to anonymous listeners: this AppView has no sessions
+//! with which a supporter could prove access.
 
 use std::sync::Arc;
 
@@ -25,6 +27,11 @@ pub fn blob_cid(record: &Value) -> Option<String> {
     let plausible =
         !cid.is_empty() && cid.len() <= 128 && cid.bytes().all(|b| b.is_ascii_alphanumeric());
     plausible.then(|| cid.to_owned())
+}
+
+/// Whether the record asks for a supporter gate (`supportGate`).
+pub fn is_gated(record: &Value) -> bool {
+    record.get("supportGate").is_some_and(Value::is_object)
 }
 
 /// An HTTPS origin as `https://host[:port]` with no path, query or credentials.
@@ -61,7 +68,11 @@ fn allowed_host(host: &str, allow: &[String]) -> bool {
 
 /// Where a track's audio is fetched: the PDS `getBlob` URL when the record has an `audioBlob`
 /// and the author's PDS endpoint (`pds`) is known and HTTPS, else an allow-listed `audioUrl`.
+/// None for a gated track.
 pub fn source(row: &TrackRow, pds: Option<&str>, config: &WebConfig) -> Option<String> {
+    if is_gated(&row.record) {
+        return None;
+    }
     if let (Some(cid), Some(base)) = (blob_cid(&row.record), pds.and_then(https_base)) {
         return Some(format!(
             "{base}/xrpc/com.atproto.sync.getBlob?did={}&cid={cid}",
@@ -73,7 +84,8 @@ pub fn source(row: &TrackRow, pds: Option<&str>, config: &WebConfig) -> Option<S
     allowed_host(&host, &config.audio_hosts).then(|| url.to_owned())
 }
 
-/// `GET`/`HEAD /audio/{file_id}`: 307 to the track's audio, or 404 `audio file not found`.
+/// `GET`/`HEAD /audio/{file_id}`: 307 to the track's audio; 401 for a gated track; 404
+/// `audio file not found` when there is no such track or no source.
 pub async fn audio(
     State(db): State<PgPool>,
     State(web): State<Arc<WebState>>,
@@ -83,6 +95,11 @@ pub async fn audio(
     let row = queries::track::by_rkey(&db, &file_id)
         .await?
         .ok_or_else(not_found)?;
+    if is_gated(&row.record) {
+        return Err(WebError::Unauthorized(
+            "authentication required to stream this track",
+        ));
+    }
     let pds = queries::actor::cards(&db, std::slice::from_ref(&row.did))
         .await?
         .pop()

@@ -166,3 +166,39 @@ async fn plays_are_rate_limited_per_address(db: PgPool) {
         limited.body
     );
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn gated_tracks_ask_for_sign_in_and_have_no_r2_url(db: PgPool) {
+    actor(&db, ALICE, Some("alice.test")).await;
+    support::did_doc(&db, ALICE, "https://pds.alice.test").await;
+    let gate = json!({
+        "supportGate": {"type": "any"},
+        "audioBlob": support::audio_blob(),
+        "audioUrl": "https://audio.plyr.fm/g.mp3",
+    });
+    let uri = track_with(&db, ALICE, "gated", 1, gate).await;
+    for method in ["GET", "HEAD"] {
+        let reply = send(&db, method, "/audio/gated", &[]).await;
+        assert_eq!(reply.status.as_u16(), 401, "{method}");
+        assert_eq!(reply.header("location"), None, "{method}");
+    }
+    detail(
+        &db,
+        "/audio/gated",
+        401,
+        "authentication required to stream this track",
+    )
+    .await;
+    let t = send(
+        &db,
+        "GET",
+        &format!("/tracks/{}", web_id(&db, &uri).await),
+        &[],
+    )
+    .await;
+    schema::check(&t.body, &schema::track());
+    assert_eq!(t.body["gated"], true);
+    assert_eq!(t.body["support_gate"], json!({"type": "any"}));
+    assert_eq!(t.body["visibility"], "supporters");
+    assert_eq!(t.body["r2_url"], serde_json::Value::Null);
+}

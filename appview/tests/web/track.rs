@@ -177,7 +177,6 @@ async fn one_track_field_by_field(db: PgPool) {
         "audioBlob": support::audio_blob(),
         "audioUrl": "https://audio.plyr.fm/x.mp3",
         "features": [{"did": BOB, "handle": "old.bob.test", "displayName": "Old Bob"}, {"did": "did:plc:ghost", "displayName": "Ghost"}],
-        "supportGate": {"type": "any"},
     });
     let uri = track_with(&db, ALICE, "blue1", 5, extra).await;
     set_counts(&db, &uri, 3, 2).await;
@@ -213,9 +212,9 @@ async fn one_track_field_by_field(db: PgPool) {
     assert_eq!(t["album"]["title"], "Blue");
     assert_eq!(t["album"]["slug"], "blue");
     assert_eq!(t["album"]["image_url"], "https://img.test/blue.jpg");
-    assert_eq!(t["support_gate"], json!({"type": "any"}));
-    assert_eq!(t["gated"], true);
-    assert_eq!(t["visibility"], "supporters");
+    assert_eq!(t["support_gate"], Value::Null);
+    assert_eq!(t["gated"], false);
+    assert_eq!(t["visibility"], "public");
     assert_eq!(t["audio_storage"], "both");
     assert_eq!(t["pds_blob_cid"], support::AUDIO_CID);
     assert_eq!(t["description"], "notes");
