@@ -118,6 +118,7 @@ fn routes() -> Router<AppState> {
         .route("/tracks/", get(track::list_tracks))
         .route("/tracks", get(track::list_tracks))
         .route("/tracks/top", get(track::top_tracks))
+        .route("/tracks/top/", get(track::top_tracks))
         .route("/tracks/tags", get(track::tags))
         .route("/tracks/tags/", get(track::tags))
         .route("/tracks/tags/{*name}", get(track::tag))
