@@ -42,10 +42,6 @@ impl Directory {
 
     /// The DID's document: the resolver's cache, else a `did_doc` row younger than
     /// [`PERSISTED_TTL`] (which primes the cache), else the network (then stored).
-    #[allow(
-        dead_code,
-        reason = "called by the relay and backfill paths as they land"
-    )]
     pub(crate) async fn document(&self, did: &Did) -> Result<Arc<DidDocument>, IdentityError> {
         if let Some(doc) = self.resolver.cached(did).await {
             return Ok(doc);
