@@ -34,6 +34,8 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
         index: IndexArgs,
         #[command(flatten)]
         serve: ServeArgs,
@@ -48,12 +50,16 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
+        identity: IdentityArgs,
+        #[command(flatten)]
         index: IndexArgs,
     },
     /// Serve XRPC from the database (no indexing).
     Serve {
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        identity: IdentityArgs,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -91,13 +97,6 @@ struct IndexArgs {
     /// Record namespace to index: fm.plyr, fm.plyr.stg or fm.plyr.dev.
     #[arg(long, env = "PLYR_NAMESPACE", default_value = "fm.plyr")]
     namespace: String,
-    /// PLC directory used to resolve did:plc identities (handles are verified both ways).
-    #[arg(long, env = "PLC_URL", default_value = "https://plc.directory")]
-    plc_url: Url,
-    /// Let identity lookups reach loopback addresses (local PLC and PDS in tests). Private
-    /// ranges stay refused.
-    #[arg(long, env = "ALLOW_LOOPBACK")]
-    allow_loopback: bool,
     /// Where to follow the network: `jetstream` (JSON, trusted as sent) or `relay` (the
     /// firehose, every commit's signature and MST proof checked).
     #[arg(long, env = "PLYR_SOURCE", value_enum, default_value_t = Source::Jetstream)]
@@ -150,12 +149,33 @@ struct BackfillArgs {
     /// Record namespace to index: fm.plyr, fm.plyr.stg or fm.plyr.dev.
     #[arg(long, env = "PLYR_NAMESPACE", default_value = "fm.plyr")]
     namespace: String,
+    #[command(flatten)]
+    identity: IdentityArgs,
+}
+
+/// How identities are resolved: repo signing keys, PDS endpoints, handles and the issuers of
+/// service-auth tokens.
+#[derive(Args, Debug)]
+struct IdentityArgs {
     /// PLC directory used to resolve did:plc identities.
     #[arg(long, env = "PLC_URL", default_value = "https://plc.directory")]
     plc_url: Url,
-    /// Let lookups and downloads reach loopback addresses (local PLC and PDS in tests).
+    /// Let identity lookups and repo downloads reach loopback addresses (local PLC and PDS in
+    /// tests). Private ranges stay refused.
     #[arg(long, env = "ALLOW_LOOPBACK")]
     allow_loopback: bool,
+}
+
+impl IdentityArgs {
+    /// One resolver per process: its clones share caches and rate limits.
+    fn resolver(&self) -> Result<plyr_identity::Resolver> {
+        plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
+            plc_url: self.plc_url.clone(),
+            allow_loopback: self.allow_loopback,
+            ..plyr_identity::ResolverConfig::default()
+        })
+        .context("building the identity resolver")
+    }
 }
 
 #[derive(Args, Debug)]
@@ -163,6 +183,11 @@ struct ServeArgs {
     /// Address the XRPC server listens on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:2584")]
     bind: SocketAddr,
+    /// This service's DID (`did:web:<host>`): the audience of the service-auth tokens it
+    /// accepts (viewer state, uploads) and the id of the document at /.well-known/did.json.
+    /// Without it every request is anonymous.
+    #[arg(long, env = "SERVICE_DID")]
+    service_did: Option<String>,
     /// Origins the web client's REST API answers with credentialed CORS: `scheme://host[:port]`,
     /// `scheme://host:*` (any port), `https://*` (any HTTPS origin) or `null`; comma-separated.
     #[arg(
@@ -227,26 +252,56 @@ async fn run(command: Command) -> Result<()> {
             let pool = connect(&db).await?;
             migrate(&pool).await
         }
-        Command::Run { db, index, serve } => {
+        Command::Run {
+            db,
+            identity,
+            index,
+            serve,
+        } => {
             let pool = connect(&db).await?;
             migrate(&pool).await?;
+            let resolver = identity.resolver()?;
             let mut tasks = JoinSet::new();
-            spawn_indexer(&mut tasks, pool.clone(), index, shutdown.clone())?;
-            spawn_server(&mut tasks, pool, serve, shutdown.clone()).await?;
+            spawn_indexer(
+                &mut tasks,
+                pool.clone(),
+                index,
+                &identity,
+                resolver.clone(),
+                shutdown.clone(),
+            )?;
+            spawn_server(&mut tasks, pool, serve, resolver, shutdown.clone()).await?;
             supervise(tasks, shutdown).await
         }
-        Command::Index { db, index } => {
+        Command::Index {
+            db,
+            identity,
+            index,
+        } => {
             let pool = connect(&db).await?;
             migrate(&pool).await?;
+            let resolver = identity.resolver()?;
             let mut tasks = JoinSet::new();
-            spawn_indexer(&mut tasks, pool, index, shutdown.clone())?;
+            spawn_indexer(
+                &mut tasks,
+                pool,
+                index,
+                &identity,
+                resolver,
+                shutdown.clone(),
+            )?;
             supervise(tasks, shutdown).await
         }
         Command::Backfill(args) => backfill(args, shutdown).await,
-        Command::Serve { db, serve } => {
+        Command::Serve {
+            db,
+            identity,
+            serve,
+        } => {
             let pool = connect(&db).await?;
+            let resolver = identity.resolver()?;
             let mut tasks = JoinSet::new();
-            spawn_server(&mut tasks, pool, serve, shutdown.clone()).await?;
+            spawn_server(&mut tasks, pool, serve, resolver, shutdown.clone()).await?;
             supervise(tasks, shutdown).await
         }
     }
@@ -310,21 +365,17 @@ fn spawn_indexer(
     tasks: &mut JoinSet<Result<()>>,
     pool: PgPool,
     args: IndexArgs,
+    identity: &IdentityArgs,
+    resolver: plyr_identity::Resolver,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let namespace = plyr_lexicons::Namespace::new(&args.namespace)
         .with_context(|| format!("invalid --namespace {:?}", args.namespace))?;
-    let resolver = plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
-        plc_url: args.plc_url,
-        allow_loopback: args.allow_loopback,
-        ..plyr_identity::ResolverConfig::default()
-    })
-    .context("building the identity resolver")?;
     let relay = match args.source {
         Source::Jetstream => None,
         Source::Relay => {
             let client = plyr_identity::SyncClient::new(plyr_identity::SyncConfig {
-                allow_loopback: args.allow_loopback,
+                allow_loopback: identity.allow_loopback,
                 ..plyr_identity::SyncConfig::default()
             })
             .context("building the repo sync client")?;
@@ -378,6 +429,7 @@ async fn spawn_server(
     tasks: &mut JoinSet<Result<()>>,
     pool: PgPool,
     args: ServeArgs,
+    resolver: plyr_identity::Resolver,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
@@ -391,7 +443,20 @@ async fn spawn_server(
         audio_hosts: args.audio_hosts,
         ..plyr_appview_xrpc::WebConfig::default()
     };
-    let state = plyr_appview_xrpc::AppState::new(pool).with_web(web);
+    let mut state = plyr_appview_xrpc::AppState::new(pool).with_web(web);
+    if let Some(did) = &args.service_did {
+        let service_did = plyr_identity::Did::new(did)
+            .with_context(|| format!("invalid --service-did {did:?}"))?;
+        let verifier =
+            plyr_identity::ServiceAuth::new(resolver, service_did, plyr_appview_xrpc::SERVICE_ID);
+        let identity = plyr_appview_xrpc::ServiceIdentity::new(did, None)
+            .map_err(anyhow::Error::msg)
+            .context("--service-did")?;
+        state = state
+            .with_authenticator(plyr_appview_xrpc::Authenticator::new(verifier))
+            .with_service(identity);
+        info!(service_did = %did, "accepting service-auth tokens");
+    }
     tasks.spawn(async move {
         plyr_appview_xrpc::serve(listener, state, shutdown)
             .await
@@ -423,14 +488,9 @@ async fn backfill(args: BackfillArgs, shutdown: CancellationToken) -> Result<()>
         plyr_indexer::BackfillTarget::Dids(dids)
     };
     let named = !args.all;
-    let resolver = plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
-        plc_url: args.plc_url,
-        allow_loopback: args.allow_loopback,
-        ..plyr_identity::ResolverConfig::default()
-    })
-    .context("building the identity resolver")?;
+    let resolver = args.identity.resolver()?;
     let sync = plyr_identity::SyncClient::new(plyr_identity::SyncConfig {
-        allow_loopback: args.allow_loopback,
+        allow_loopback: args.identity.allow_loopback,
         max_repo_bytes: args
             .max_repo_mib
             .checked_mul(1 << 20)
