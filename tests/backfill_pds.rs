@@ -74,20 +74,6 @@ async fn backfill_gives_the_relay_answers(pool: PgPool) {
     let pds = Pds::start().await.expect("start the PDS");
     let scenario = Scenario::write(&pds).await.expect("write the scenario");
 
-    // The reference answers: the relay path into its own database.
-    let relayed = Sibling::create(&pool, "relay").await;
-    let mut indexer = relay_indexer(&database_url(&relayed.pool), &pds.url, &pds.plc);
-    wait_until_synced(
-        &relayed.pool,
-        &pds,
-        &scenario.dids(),
-        Some(&mut indexer),
-        INDEXED,
-    )
-    .await;
-    indexer.start_kill().expect("stop the indexer");
-    indexer.wait().await.expect("reap the indexer");
-
     // The test's empty database, filled by backfill alone (a single PDS has no
     // listReposByCollection: discovery falls back to listRepos).
     run_binary(
@@ -119,9 +105,23 @@ async fn backfill_gives_the_relay_answers(pool: PgPool) {
         );
     }
     assert_eq!(skip_rows(&pool).await, [], "nothing rejected");
-
     let backfilled = Appview::start(pool.clone()).await;
     scenario.assert_answers(&backfilled).await;
+
+    // The reference answers: the relay path into its own database.
+    let relayed = Sibling::create(&pool, "relay").await;
+    let mut indexer = relay_indexer(&database_url(&relayed.pool), &pds.url, &pds.plc);
+    wait_until_synced(
+        &relayed.pool,
+        &pds,
+        &scenario.dids(),
+        Some(&mut indexer),
+        INDEXED,
+    )
+    .await;
+    indexer.start_kill().expect("stop the indexer");
+    indexer.wait().await.expect("reap the indexer");
+
     let reference = Appview::start(relayed.pool.clone()).await;
     let want = scenario.snapshot(&reference).await;
     let got = scenario.snapshot(&backfilled).await;

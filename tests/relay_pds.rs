@@ -24,6 +24,9 @@ pub fn relay_indexer(db: &str, relay_url: &str, plc: &str) -> tokio::process::Ch
         "relay",
         "--relay-url",
         relay_url,
+        // A fresh database has no stored seq: replay the host's whole window, not just live.
+        "--relay-cursor",
+        "0",
         "--plc-url",
         plc,
         "--allow-loopback",

@@ -85,7 +85,8 @@ pub fn spawn_binary(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_plyr-appview"))
         .args(args)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        // Its log lines (stdout) show up beside a failing test's output.
+        .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
