@@ -622,6 +622,10 @@ async fn verified_commits_are_indexed_and_tampered_ones_rejected(pool: PgPool) {
         like_record(&alice.uri("track", &t1)),
     )]));
     hose.push(&dave.commit(vec![post(&tid(3))]));
+    // Erin has no DID document either, but publishes in our namespace: verification is tried
+    // and fails on the identity.
+    let mut erin = Account::new("erin", 0x55);
+    hose.push(&erin.commit(vec![track(&tid(4), "Unverifiable")]));
 
     // Forged: the next commit signed with another key.
     let forged = alice
@@ -696,6 +700,7 @@ async fn verified_commits_are_indexed_and_tampered_ones_rejected(pool: PgPool) {
     assert!(synced_at(&pool, &alice).await);
     assert_eq!(repo_state(&pool, &carol.did).await, None);
     assert_eq!(repo_state(&pool, &dave.did).await, None);
+    assert_eq!(repo_state(&pool, &erin.did).await, None);
     assert_eq!(
         net.doc_hits(&dave.did),
         0,
@@ -709,6 +714,7 @@ async fn verified_commits_are_indexed_and_tampered_ones_rejected(pool: PgPool) {
         ("stale_rev", 1),
         ("malformed_frame", 1),
         ("unknown_kind", 1),
+        ("unresolvable_did", 1),
     ]
     .into_iter()
     .map(|(r, c)| (r.to_owned(), c))
@@ -871,6 +877,41 @@ async fn new_repos_rotated_keys_reconnects_and_restarts(pool: PgPool) {
         net.repo_hits(&carol.did),
         1,
         "one resync, when carol became tracked"
+    );
+
+    hose.stop().await;
+    net.stop().await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn repos_left_desynchronized_are_resynced_at_start(pool: PgPool) {
+    let net = Net::start().await;
+    let hose = Firehose::start().await;
+    let mut alice = Account::new("alice", 0x11);
+    alice.commit(vec![post(&tid(1))]);
+    track_repo(&pool, &alice).await;
+    sqlx::query("update repo_state set status = 'desynchronized', reason = 'test'")
+        .execute(&pool)
+        .await
+        .expect("mark");
+    let t1 = tid(6001);
+    alice.commit(vec![track(&t1, "While we were away")]);
+    net.publish_doc(&alice);
+    net.publish_car(&alice);
+
+    // No frame at all: the resync comes from repo_state alone.
+    let indexer = Indexer::start(&pool, &net, &hose, None);
+    wait_for("the resync at start", || synced_at(&pool, &alice)).await;
+    wait_for("the connection", || async { !hose.cursors().is_empty() }).await;
+    indexer.stop().await;
+    assert_eq!(
+        title(&pool, &alice.uri("track", &t1)).await.as_deref(),
+        Some("While we were away")
+    );
+    assert_eq!(
+        hose.cursors(),
+        vec![None],
+        "no stored cursor and none configured: live"
     );
 
     hose.stop().await;

@@ -3,10 +3,11 @@
 //! lexicon validation of its namespace records. A signature failure refreshes the document
 //! once and retries; any other failure rejects the commit as a counted skip, nothing applied.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use plyr_identity::Did;
+use plyr_identity::{Did, DidDocument};
 use plyr_lexicons::Namespace;
 use plyr_repo::{
     Action, ErrorKind, Frame, FrameError, IdentityEvent, PublicKey, VerifyError, decode_frame,
@@ -25,6 +26,8 @@ pub(super) const UNRESOLVABLE_DID: &str = "unresolvable_did";
 pub(super) const NO_SIGNING_KEY: &str = "no_signing_key";
 /// Skip reason of a verify worker that panicked (a bug; the event is not applied).
 const VERIFY_PANICKED: &str = "verify_panicked";
+/// Parsed keys kept: one per repo verified recently. Past this the map starts over.
+const MAX_KEYS: usize = 100_000;
 
 /// What the verify stage hands the chain stage, in stream order.
 #[derive(Debug)]
@@ -101,6 +104,9 @@ pub(super) struct Verifier {
     /// One permit per core: checks are CPU-bound, so more in flight at once would only
     /// oversubscribe the blocking pool.
     cpu: Arc<Semaphore>,
+    /// Parsed `#atproto` keys by DID, with the document each came from: parsing a did:key
+    /// (base58, then secp256k1 point decompression) for every commit is wasted work.
+    keys: Mutex<HashMap<String, (Arc<DidDocument>, PublicKey)>>,
 }
 
 impl Verifier {
@@ -110,6 +116,7 @@ impl Verifier {
             directory,
             namespace,
             cpu: Arc::new(Semaphore::new(workers.max(1))),
+            keys: Mutex::new(HashMap::new()),
         }
     }
 
@@ -175,8 +182,20 @@ impl Verifier {
             self.directory.document(did).await
         };
         let doc = doc.map_err(|e| Skip::new(UNRESOLVABLE_DID, e.to_string()))?;
-        doc.signing_key()
-            .map_err(|e| Skip::new(NO_SIGNING_KEY, e.to_string()))
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((parsed_from, key)) = keys.get(did.as_str())
+            && Arc::ptr_eq(parsed_from, &doc)
+        {
+            return Ok(key.clone());
+        }
+        let key = doc
+            .signing_key()
+            .map_err(|e| Skip::new(NO_SIGNING_KEY, e.to_string()))?;
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        keys.insert(did.as_str().to_owned(), (doc, key.clone()));
+        Ok(key)
     }
 
     /// Runs the CPU part on the blocking pool, at most one per permit.
