@@ -28,6 +28,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Migrate the database, then index Jetstream and serve XRPC in one process.
     Run {
@@ -62,6 +64,14 @@ enum Command {
         identity: IdentityArgs,
         #[command(flatten)]
         serve: ServeArgs,
+    },
+    /// One blob garbage-collection pass: delete blobs no indexed track has referenced for the
+    /// grace period (never one still referenced), then exit.
+    Gc {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        blob: BlobArgs,
     },
     /// Index repositories from their `getRepo` snapshots (verified), then exit. Resumable:
     /// discovery cursors and the per-repo queue are saved as it goes.
@@ -211,6 +221,65 @@ struct ServeArgs {
         default_value = "*.plyr.fm,*.r2.dev"
     )]
     audio_hosts: Vec<String>,
+    #[command(flatten)]
+    blob: BlobArgs,
+    /// Largest accepted upload in bytes (`fm.plyr.blob.uploadBlob`); lossless originals exceed
+    /// the lexicon's 100 MiB PDS limit.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = plyr_blobstore::DEFAULT_MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
+    /// Answer `GET /blob/{cid}` with a redirect to a presigned URL valid this many seconds
+    /// (S3 only); served directly when unset.
+    #[arg(long, env = "BLOB_REDIRECT_SECS")]
+    blob_redirect_secs: Option<u64>,
+    /// Minutes between background blob garbage-collection passes.
+    #[arg(long, env = "GC_INTERVAL_MINUTES", default_value_t = 60)]
+    gc_interval_minutes: u64,
+}
+
+/// Where blobs are stored, and how long unreferenced ones are kept.
+#[derive(Args, Debug)]
+struct BlobArgs {
+    /// Folder of the local blob store (used unless --s3-bucket is set).
+    #[arg(long, env = "BLOB_DIR", default_value = plyr_blobstore::DEFAULT_BLOB_DIR)]
+    blob_dir: std::path::PathBuf,
+    /// Store blobs in this S3/R2 bucket instead (credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "S3_BUCKET")]
+    s3_bucket: Option<String>,
+    /// S3-compatible endpoint URL (R2, MinIO, ...); AWS when unset.
+    #[arg(long, env = "S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region (`auto` for R2).
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    s3_region: String,
+    /// Hours a blob must have been unreferenced (and not re-uploaded) before GC deletes it.
+    #[arg(long, env = "GC_GRACE_HOURS", default_value_t = 24)]
+    gc_grace_hours: u64,
+}
+
+impl BlobArgs {
+    /// The configured store: the S3 bucket, or else the local folder (created if missing).
+    async fn open(&self) -> Result<plyr_blobstore::BlobStore> {
+        let Some(bucket) = &self.s3_bucket else {
+            let backend = plyr_blobstore::FsBackend::open(&self.blob_dir)
+                .await
+                .with_context(|| format!("opening --blob-dir {}", self.blob_dir.display()))?;
+            return Ok(plyr_blobstore::BlobStore::new(backend));
+        };
+        let key =
+            std::env::var("AWS_ACCESS_KEY_ID").context("--s3-bucket needs AWS_ACCESS_KEY_ID")?;
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY")
+            .context("--s3-bucket needs AWS_SECRET_ACCESS_KEY")?;
+        let mut config = plyr_blobstore::S3Config::new(bucket, key, secret);
+        config.endpoint.clone_from(&self.s3_endpoint);
+        config.region.clone_from(&self.s3_region);
+        let backend = plyr_blobstore::S3Backend::new(config).context("configuring the S3 store")?;
+        Ok(plyr_blobstore::BlobStore::new(backend))
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.gc_grace_hours.saturating_mul(3600))
+    }
 }
 
 #[tokio::main]
@@ -293,6 +362,16 @@ async fn run(command: Command) -> Result<()> {
             supervise(tasks, shutdown).await
         }
         Command::Backfill(args) => backfill(args, shutdown).await,
+        Command::Gc { db, blob } => {
+            let pool = connect(&db).await?;
+            migrate(&pool).await?;
+            let store = blob.open().await?;
+            let report = plyr_appview_xrpc::collect_garbage(&pool, &store, blob.grace())
+                .await
+                .context("blob garbage collection")?;
+            info!(?report, "gc done");
+            Ok(())
+        }
         Command::Serve {
             db,
             identity,
@@ -443,6 +522,7 @@ async fn spawn_server(
         audio_hosts: args.audio_hosts,
         ..plyr_appview_xrpc::WebConfig::default()
     };
+    let state_pool = pool.clone();
     let mut state = plyr_appview_xrpc::AppState::new(pool).with_web(web);
     if let Some(did) = &args.service_did {
         let service_did = plyr_identity::Did::new(did)
@@ -457,6 +537,22 @@ async fn spawn_server(
             .with_service(identity);
         info!(service_did = %did, "accepting service-auth tokens");
     }
+    let store = args.blob.open().await?;
+    let mut blobs = plyr_appview_xrpc::BlobService::new(store.clone(), args.max_upload_bytes);
+    if let Some(secs) = args.blob_redirect_secs {
+        blobs = blobs.with_redirects(Duration::from_secs(secs));
+    }
+    let state = state.with_blobs(blobs);
+    let gc = plyr_appview_xrpc::GcConfig {
+        grace: args.blob.grace(),
+        interval: Duration::from_secs(args.gc_interval_minutes.max(1).saturating_mul(60)),
+    };
+    let gc_pool = state_pool.clone();
+    let gc_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        plyr_appview_xrpc::run_gc(gc_pool, store, gc, gc_shutdown).await;
+        Ok(())
+    });
     tasks.spawn(async move {
         plyr_appview_xrpc::serve(listener, state, shutdown)
             .await

@@ -161,7 +161,7 @@ impl From<StoreError> for BlobError {
 }
 
 /// Renders an error with its sources, for the log (500 bodies name the error only).
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -20,6 +20,7 @@ mod blob;
 mod comment;
 mod cursor;
 mod error;
+mod gc;
 mod health;
 mod like;
 mod list;
@@ -33,6 +34,7 @@ mod well_known;
 
 pub use auth::{Authenticated, Authenticator, Viewer};
 pub use blob::BlobService;
+pub use gc::{GcConfig, GcError, GcReport, collect_garbage, run_gc};
 pub use routes::router;
 pub use web::WebConfig;
 pub use well_known::{SERVICE_ID, ServiceIdentity};

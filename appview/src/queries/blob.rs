@@ -92,3 +92,121 @@ pub(crate) async fn blob(db: &PgPool, cid: &str) -> Result<Option<BlobRow>, sqlx
     .fetch_optional(db)
     .await
 }
+
+/// Starts the grace period of every blob nothing references any more, and ends it for blobs
+/// referenced again. Returns (newly unreferenced, referenced again).
+#[tracing::instrument(skip(db))]
+pub(crate) async fn mark_unreferenced(db: &PgPool) -> Result<(u64, u64), sqlx::Error> {
+    let unreferenced = sqlx::query(concat!(
+        "update blob b set unreferenced_since = now() \
+         where b.unreferenced_since is null and not exists (select 1 from track t where ",
+        references_blob!(),
+        ")"
+    ))
+    .execute(db)
+    .await?
+    .rows_affected();
+    let referenced = sqlx::query(concat!(
+        "update blob b set unreferenced_since = null \
+         where b.unreferenced_since is not null and exists (select 1 from track t where ",
+        references_blob!(),
+        ")"
+    ))
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok((unreferenced, referenced))
+}
+
+/// Blobs unreferenced and not re-stored for longer than `grace_secs`: GC candidates, to be
+/// re-checked under their lock by [`lock_collectable`].
+#[tracing::instrument(skip(db))]
+pub(crate) async fn collectable(
+    db: &PgPool,
+    grace_secs: f64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select cid from blob \
+         where unreferenced_since < now() - make_interval(secs => $1) \
+           and stored_at < now() - make_interval(secs => $1) \
+         order by unreferenced_since limit $2",
+    )
+    .bind(grace_secs)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// A blob about to be deleted: its rendition names.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct Collectable {
+    pub(crate) web_rendition: Option<String>,
+}
+
+/// Locks blob `cid` if it is still collectable: unreferenced by any track now, and neither
+/// unreferenced nor stored within the grace period. An upload or mirror of the same content
+/// waits on this lock, so the caller deletes the object and the row before either can store it
+/// again.
+#[tracing::instrument(skip(conn))]
+pub(crate) async fn lock_collectable(
+    conn: &mut PgConnection,
+    cid: &str,
+    grace_secs: f64,
+) -> Result<Option<Collectable>, sqlx::Error> {
+    sqlx::query_as::<_, Collectable>(concat!(
+        "select b.web_rendition from blob b \
+         where b.cid = $1 \
+           and b.unreferenced_since < now() - make_interval(secs => $2) \
+           and b.stored_at < now() - make_interval(secs => $2) \
+           and not exists (select 1 from track t where ",
+        references_blob!(),
+        ") for update of b"
+    ))
+    .bind(cid)
+    .bind(grace_secs)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Removes the row of a collected blob (under the lock [`lock_collectable`] took).
+#[tracing::instrument(skip(conn))]
+pub(crate) async fn delete_blob(conn: &mut PgConnection, cid: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from blob where cid = $1")
+        .bind(cid)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a stored object that has no row (its upload's transaction failed after promotion)
+/// so it goes through the same grace period and lock as every blob; `stored_at` is the
+/// object's modification time.
+#[tracing::instrument(skip(db))]
+pub(crate) async fn adopt_orphan(
+    db: &PgPool,
+    cid: &str,
+    size: i64,
+    modified: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "insert into blob (cid, mime, size, origin, stored_at) \
+         values ($1, 'application/octet-stream', $2, 'upload', $3) on conflict (cid) do nothing",
+    )
+    .bind(cid)
+    .bind(size)
+    .bind(modified)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
+}
+
+/// Whether blob `cid` has a row.
+#[tracing::instrument(skip(db))]
+pub(crate) async fn known(db: &PgPool, cid: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from blob where cid = $1)")
+        .bind(cid)
+        .fetch_one(db)
+        .await
+}

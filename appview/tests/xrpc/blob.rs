@@ -3,6 +3,8 @@
 //! validated, size-capped, replay-proof) and `GET`/`HEAD /blob/{cid}` (Range, 416, ETag and
 //! 304, caching and lockdown headers, hidden content).
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use bytes::Bytes;
@@ -368,4 +370,149 @@ async fn blobs_only_hidden_actors_use_are_not_served(db: PgPool) {
         .await
         .expect("set audioBlob");
     assert_eq!(env.read("GET", &path, &[]).await.status, StatusCode::OK);
+}
+
+/// Points track `uri`'s audioBlob at `cid`.
+async fn use_audio(db: &PgPool, uri: &str, cid: &str, size: usize) {
+    let blob_ref = json!({"$type": "blob", "ref": {"$link": cid}, "mimeType": "audio/wav",
+                          "size": size});
+    sqlx::query(
+        "update track set record = record || jsonb_build_object('audioBlob', $2::jsonb) \
+         where uri = $1",
+    )
+    .bind(uri)
+    .bind(&blob_ref)
+    .execute(db)
+    .await
+    .expect("set audioBlob");
+}
+
+async fn stored(env: &Env, db: &PgPool, cid: &str) -> (bool, bool) {
+    let object = env
+        .store
+        .exists(cid.parse::<BlobCid>().expect("cid"))
+        .await
+        .expect("exists");
+    let row: bool = sqlx::query_scalar("select exists (select 1 from blob where cid = $1)")
+        .bind(cid)
+        .fetch_one(db)
+        .await
+        .expect("row");
+    (object, row)
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn gc_keeps_a_blob_another_track_still_references(db: PgPool) {
+    let env = env(&db, 1 << 30).await;
+    let wav = fx::wav(fx::RATE / 10);
+    let cid = cid_of(&wav);
+    let (status, _) = env
+        .upload(&wav, Some("audio/wav"), Some(&env.token()), true)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    actor(&db, "did:plc:a", Some("a.test")).await;
+    actor(&db, "did:plc:b", Some("b.test")).await;
+    let first = track(&db, "did:plc:a", "3kaaaaaaaaaa2", 100).await;
+    let second = track(&db, "did:plc:b", "3kaaaaaaaaab2", 200).await;
+    use_audio(&db, &first, &cid, wav.len()).await;
+    use_audio(&db, &second, &cid, wav.len()).await;
+
+    // The seed's incident: one track's deletion took audio another track still used.
+    sqlx::query("delete from track where uri = $1")
+        .bind(&first)
+        .execute(&db)
+        .await
+        .expect("delete");
+    let report = plyr_appview_xrpc::collect_garbage(&db, &env.store, Duration::ZERO)
+        .await
+        .expect("gc");
+    assert_eq!(report.deleted, 0);
+    assert_eq!(stored(&env, &db, &cid).await, (true, true));
+
+    // Unreferenced: kept through the grace period, collected after it.
+    sqlx::query("delete from track where uri = $1")
+        .bind(&second)
+        .execute(&db)
+        .await
+        .expect("delete");
+    let report = plyr_appview_xrpc::collect_garbage(&db, &env.store, Duration::from_secs(3600))
+        .await
+        .expect("gc");
+    assert_eq!((report.newly_unreferenced, report.deleted), (1, 0));
+    assert_eq!(stored(&env, &db, &cid).await, (true, true));
+    let report = plyr_appview_xrpc::collect_garbage(&db, &env.store, Duration::ZERO)
+        .await
+        .expect("gc");
+    assert_eq!(report.deleted, 1);
+    assert_eq!(stored(&env, &db, &cid).await, (false, false));
+    let gone = env.read("GET", &format!("/blob/{cid}"), &[]).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+/// Track deletes, re-uploads and GC passes (with no grace at all) run concurrently, many times:
+/// a blob another track references is never deleted, and a re-upload that answered 200 always
+/// leaves both the object and its row, whichever of it and GC took the row lock first.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn gc_racing_deletes_and_reuploads_never_loses_a_blob(db: PgPool) {
+    let env = env(&db, 1 << 30).await;
+    let wav = fx::wav(fx::RATE / 10);
+    let cid = cid_of(&wav);
+    actor(&db, "did:plc:a", Some("a.test")).await;
+    actor(&db, "did:plc:b", Some("b.test")).await;
+    let keeper = track(&db, "did:plc:b", "3kaaaaaaaaab2", 200).await;
+    let (status, _) = env
+        .upload(&wav, Some("audio/wav"), Some(&env.token()), true)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    use_audio(&db, &keeper, &cid, wav.len()).await;
+    for round in 0..20 {
+        let doomed = track(&db, "did:plc:a", &format!("3kaaaaaaab{round:02}"), 300).await;
+        use_audio(&db, &doomed, &cid, wav.len()).await;
+        let delete = async {
+            sqlx::query("delete from track where uri = $1")
+                .bind(&doomed)
+                .execute(&db)
+                .await
+                .expect("delete");
+        };
+        let token = env.token();
+        let (_, (status, _), gc) = tokio::join!(
+            delete,
+            env.upload(&wav, Some("audio/wav"), Some(&token), true),
+            plyr_appview_xrpc::collect_garbage(&db, &env.store, Duration::ZERO),
+        );
+        assert_eq!(status, StatusCode::OK, "round {round}");
+        assert_eq!(gc.expect("gc").deleted, 0, "round {round}");
+        assert_eq!(stored(&env, &db, &cid).await, (true, true), "round {round}");
+    }
+
+    // Now nothing references it: GC and a re-upload race for the row lock.
+    sqlx::query("delete from track where uri = $1")
+        .bind(&keeper)
+        .execute(&db)
+        .await
+        .expect("delete");
+    let mut collected = 0;
+    for round in 0..20 {
+        sqlx::query(
+            "update blob set stored_at = now() - interval '2 hours', \
+             unreferenced_since = now() - interval '2 hours' where cid = $1",
+        )
+        .bind(&cid)
+        .execute(&db)
+        .await
+        .expect("age the blob");
+        let token = env.token();
+        let (gc, (status, _)) = tokio::join!(
+            plyr_appview_xrpc::collect_garbage(&db, &env.store, Duration::from_secs(3600)),
+            env.upload(&wav, Some("audio/wav"), Some(&token), true),
+        );
+        collected += gc.expect("gc").deleted;
+        assert_eq!(status, StatusCode::OK, "round {round}");
+        // The upload answered 200 after or before the GC: either way the blob is there.
+        assert_eq!(stored(&env, &db, &cid).await, (true, true), "round {round}");
+        let served = env.read("GET", &format!("/blob/{cid}"), &[]).await;
+        assert_eq!(served.body, wav.to_vec(), "round {round}");
+    }
+    tracing::debug!(collected, "rounds where gc won the lock");
 }
