@@ -91,6 +91,30 @@ pub async fn by_rkey(db: &PgPool, rkey: &str) -> Result<Option<TrackRow>, sqlx::
     .await
 }
 
+/// The visible track whose record's `audioBlob` has this CID (the web API's file id when the
+/// blob store holds the blob); the oldest when several records share the audio.
+#[instrument(skip(db))]
+pub async fn by_audio_cid(db: &PgPool, cid: &str) -> Result<Option<TrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        visible_tracks!(),
+        "where t.record -> 'audioBlob' -> 'ref' ->> '$link' = $1 \
+         order by t.sort_at, t.uri limit 1"
+    ))
+    .bind(cid)
+    .fetch_optional(db)
+    .await
+}
+
+/// The CIDs among `cids` whose bytes the blob store holds (migration 0007's `blob`): stored
+/// under their CID, so a copy matches the record that names it.
+#[instrument(skip(db))]
+pub async fn held_audio(db: &PgPool, cids: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("select cid from blob where cid = any($1)")
+        .bind(cids)
+        .fetch_all(db)
+        .await
+}
+
 /// Liked tracks by like count, most liked first, without `exclude_labels`. With `since`, only
 /// likes created after it count (an actor's likes of one track count once).
 #[instrument(skip(db))]

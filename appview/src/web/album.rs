@@ -2,14 +2,13 @@
 //! name) that no album list carries. `/albums/{handle}` and `/albums/{handle}/{slug}`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::WebState;
+use super::Web;
 use super::artist;
 use super::error::WebError;
 use super::id;
@@ -171,7 +170,7 @@ pub struct AlbumDetail {
 /// artist's other tracks naming the album, oldest first (only those for an implicit album).
 pub async fn album_detail(
     State(db): State<PgPool>,
-    State(web): State<Arc<WebState>>,
+    State(web): State<Web>,
     Path((handle, slug)): Path<(String, String)>,
 ) -> Result<Json<AlbumDetail>, WebError> {
     let card = artist::card(&db, &handle).await?;
@@ -187,7 +186,7 @@ pub async fn album_detail(
             .into_iter()
             .filter(|r| !listed.contains(&r.uri)),
     );
-    let tracks = track::build(&db, rows, &web.config).await?;
+    let tracks = track::build(&db, rows, &web).await?;
     let handle = card.handle.clone().unwrap_or_else(|| card.did.clone());
     let metadata = AlbumMetadata {
         id: album.id,

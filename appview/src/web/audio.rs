@@ -1,13 +1,13 @@
 //! Playback: `GET`/`HEAD /audio/{file_id}` answers 307 to the best source of the track's audio
 //! this AppView can vouch for, and the same URL is the Track's `r2_url`.
 //!
-//! Sources, best first: the author's PDS `getBlob` for the record's `audioBlob` (the PDS serves
-//! only bytes matching the CID), then the record's `audioUrl` when its host is allow-listed.
+//! Sources, best first: our blob store's copy of the record's `audioBlob` (`/blob/{cid}`, stored
+//! under its CID, so it is the bytes the record names), the author's PDS `getBlob` for it (the
+//! PDS serves only bytes matching the CID), then the record's `audioUrl` when its host is
+//! allow-listed. The file id is the CID when we hold the blob, else the record's rkey.
 //! Tracks of hidden or taken-down accounts are never found, so never served. Supporter-gated
 //! tracks answer 401, as upstream does to anonymous listeners: this AppView has no sessions
 //! with which a supporter could prove access.
-
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sqlx::PgPool;
 
+use super::Web;
 use super::error::WebError;
-use super::{WebConfig, WebState};
 use crate::queries;
 use crate::queries::track::TrackRow;
 
@@ -66,12 +66,15 @@ fn allowed_host(host: &str, allow: &[String]) -> bool {
     })
 }
 
-/// Where a track's audio is fetched: the PDS `getBlob` URL when the record has an `audioBlob`
-/// and the author's PDS endpoint (`pds`) is known and HTTPS, else an allow-listed `audioUrl`.
-/// None for a gated track.
-pub fn source(row: &TrackRow, pds: Option<&str>, config: &WebConfig) -> Option<String> {
+/// Where a track's audio is fetched: our `/blob/{cid}` when we hold (`held`) the record's
+/// `audioBlob`, else the PDS `getBlob` URL when the author's PDS endpoint (`pds`) is known and
+/// HTTPS, else an allow-listed `audioUrl`. None for a gated track.
+pub fn source(row: &TrackRow, pds: Option<&str>, held: bool, web: &Web) -> Option<String> {
     if is_gated(&row.record) {
         return None;
+    }
+    if let Some(cid) = blob_cid(&row.record).filter(|_| held && web.blobs) {
+        return Some(format!("{}/blob/{cid}", web.config.public_url));
     }
     if let (Some(cid), Some(base)) = (blob_cid(&row.record), pds.and_then(https_base)) {
         return Some(format!(
@@ -81,20 +84,33 @@ pub fn source(row: &TrackRow, pds: Option<&str>, config: &WebConfig) -> Option<S
     }
     let url = row.record.get("audioUrl")?.as_str()?;
     let host = https_host(url)?;
-    allowed_host(&host, &config.audio_hosts).then(|| url.to_owned())
+    allowed_host(&host, &web.config.audio_hosts).then(|| url.to_owned())
 }
 
 /// `GET`/`HEAD /audio/{file_id}`: 307 to the track's audio; 401 for a gated track; 404
 /// `audio file not found` when there is no such track or no source.
 pub async fn audio(
     State(db): State<PgPool>,
-    State(web): State<Arc<WebState>>,
+    State(web): State<Web>,
     Path(file_id): Path<String>,
 ) -> Result<Response, WebError> {
     let not_found = || WebError::NotFound("audio file not found".into());
-    let row = queries::track::by_rkey(&db, &file_id)
-        .await?
-        .ok_or_else(not_found)?;
+    // A file id is a track's audio blob CID (when we hold the blob), or its rkey.
+    let by_cid = if web.blobs {
+        queries::track::by_audio_cid(&db, &file_id).await?
+    } else {
+        None
+    };
+    let row = match by_cid {
+        Some(row) => row,
+        None => queries::track::by_rkey(&db, &file_id)
+            .await?
+            .ok_or_else(not_found)?,
+    };
+    let held = match blob_cid(&row.record).filter(|_| web.blobs) {
+        Some(cid) => !queries::track::held_audio(&db, &[cid]).await?.is_empty(),
+        None => false,
+    };
     if is_gated(&row.record) {
         return Err(WebError::Unauthorized(
             "authentication required to stream this track",
@@ -104,7 +120,7 @@ pub async fn audio(
         .await?
         .pop()
         .and_then(|c| c.pds);
-    let target = source(&row, pds.as_deref(), &web.config).ok_or_else(not_found)?;
+    let target = source(&row, pds.as_deref(), held, &web).ok_or_else(not_found)?;
     Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]).into_response())
 }
 

@@ -1,15 +1,13 @@
 //! What every page asks besides content: `/config`, `/auth/me`, `/moderation/sensitive-images`,
 //! `/stats`, `/health`, and `/oembed` for embeds.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use super::WebState;
+use super::Web;
 use super::album;
 use super::artist;
 use super::error::WebError;
@@ -124,7 +122,7 @@ fn attr(s: &str) -> String {
 /// `GET /oembed?url=`: the rich embed of a track, playlist or album page.
 pub async fn oembed(
     State(db): State<PgPool>,
-    State(web): State<Arc<WebState>>,
+    State(web): State<Web>,
     WebQuery(p): WebQuery<OembedParams>,
 ) -> Result<Json<Value>, WebError> {
     let url = params::required("url", p.url)?;

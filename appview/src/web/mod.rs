@@ -22,10 +22,13 @@ mod time;
 mod track;
 mod user;
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
@@ -88,6 +91,32 @@ impl WebState {
     pub fn new(config: WebConfig) -> WebState {
         let plays = PlayLimiter::new(config.plays_per_minute);
         WebState { config, plays }
+    }
+}
+
+/// What web handlers read of the [`AppState`]: the web state, and whether this server serves
+/// `/blob/{cid}` (a blob store is configured), in which case audio we hold is played from it.
+#[derive(Debug, Clone)]
+pub struct Web {
+    state: Arc<WebState>,
+    /// True when `/blob/{cid}` is served.
+    pub blobs: bool,
+}
+
+impl Deref for Web {
+    type Target = WebState;
+
+    fn deref(&self) -> &WebState {
+        &self.state
+    }
+}
+
+impl FromRef<AppState> for Web {
+    fn from_ref(state: &AppState) -> Web {
+        Web {
+            state: state.web.clone(),
+            blobs: state.blobs.is_some(),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::WebState;
+use super::Web;
 use super::error::WebError;
 use super::track;
 use crate::queries;
@@ -137,7 +137,7 @@ pub struct PlayCount {
 /// share links are upstream's.
 pub async fn play(
     State(db): State<PgPool>,
-    State(web): State<Arc<WebState>>,
+    State(web): State<Web>,
     ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Path(id): Path<String>,

@@ -2,14 +2,13 @@
 //! `/lists/playlists/by-artist/{did}`, and `/lists/by-uri` for any list.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use super::WebState;
+use super::Web;
 use super::album;
 use super::error::WebError;
 use super::id;
@@ -101,12 +100,12 @@ async fn previews(
 /// `track_count` counts them.
 pub async fn playlist(
     State(db): State<PgPool>,
-    State(web): State<Arc<WebState>>,
+    State(web): State<Web>,
     Path(id): Path<String>,
 ) -> Result<Json<Playlist>, WebError> {
     let row = visible(&db, &id).await?;
     let rows = queries::list::items(&db, &row.uri).await?;
-    let tracks = track::build(&db, rows, &web.config).await?;
+    let tracks = track::build(&db, rows, &web).await?;
     let thumbnails: Vec<String> = tracks
         .iter()
         .filter_map(|t| t.image_url().map(str::to_owned))

@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use super::Web;
 use super::album::{self, Album};
 use super::audio;
 use super::error::WebError;
 use super::id;
 use super::params::{self, OutOfRange, WebQuery};
 use super::time;
-use super::{WebConfig, WebState};
 use crate::cursor::TimeCursor;
 use crate::queries;
 use crate::queries::actor::ActorCardRow;
@@ -140,17 +140,23 @@ pub fn self_labels(record: &Value) -> Vec<String> {
 }
 
 /// What a page of tracks needs besides its rows: play counts, the cards of artists and featured
-/// artists, and the artists' albums. Loaded in four queries whatever the page size.
+/// artists, the artists' albums, and which audio blobs we hold. Loaded in at most five queries
+/// whatever the page size.
 #[derive(Debug, Default)]
 pub struct TrackContext {
     plays: HashMap<String, i64>,
     cards: HashMap<String, ActorCardRow>,
     albums: HashMap<String, Vec<Album>>,
+    held: HashSet<String>,
 }
 
 impl TrackContext {
     /// Loads the context of `rows`.
-    pub async fn load(db: &PgPool, rows: &[TrackRow]) -> Result<TrackContext, sqlx::Error> {
+    pub async fn load(
+        db: &PgPool,
+        rows: &[TrackRow],
+        web: &Web,
+    ) -> Result<TrackContext, sqlx::Error> {
         if rows.is_empty() {
             return Ok(TrackContext::default());
         }
@@ -173,15 +179,28 @@ impl TrackContext {
             .map(|c| (c.did.clone(), c))
             .collect();
         let albums = album::of_artists(db, &artists).await?;
+        let cids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| audio::blob_cid(&r.record))
+            .collect();
+        let held = if web.blobs && !cids.is_empty() {
+            queries::track::held_audio(db, &cids)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
         Ok(TrackContext {
             plays,
             cards,
             albums,
+            held,
         })
     }
 
     /// Builds the Track of `row`.
-    pub fn track(&self, row: TrackRow, config: &WebConfig) -> Track {
+    pub fn track(&self, row: TrackRow, web: &Web) -> Track {
         let record = &row.record;
         let rkey = row.uri.rsplit('/').next().unwrap_or_default().to_owned();
         let card = self.cards.get(&row.did);
@@ -189,14 +208,17 @@ impl TrackContext {
         let self_labels = self_labels(record);
         let image_url = text(record, "imageUrl");
         let blob_cid = audio::blob_cid(record);
+        let held = blob_cid.as_ref().filter(|cid| self.held.contains(*cid));
+        // Our verified copy is the file when we hold one (upstream: the content hash).
+        let file_id = held.cloned().unwrap_or_else(|| rkey.clone());
         let has_url = text(record, "audioUrl").is_some();
-        let mut r2_url = audio::source(&row, pds, config);
+        let mut r2_url = audio::source(&row, pds, held.is_some(), web);
         if r2_url.is_some()
             && self_labels
                 .iter()
                 .any(|l| EXPLICIT_LABELS.contains(&l.as_str()))
         {
-            r2_url = Some(format!("{}/audio/{rkey}", config.public_url));
+            r2_url = Some(format!("{}/audio/{file_id}", web.config.public_url));
         }
         let album = text(record, "album")
             .filter(|a| !a.is_empty())
@@ -252,7 +274,7 @@ impl TrackContext {
             artist_handle: row.handle.clone().unwrap_or_else(|| row.did.clone()),
             artist_did: row.did.clone(),
             artist_avatar_url: row.avatar.clone(),
-            file_id: rkey,
+            file_id,
             file_type: text(record, "fileType").unwrap_or_default(),
             features,
             r2_url,
@@ -300,19 +322,15 @@ impl TrackContext {
     }
 
     /// Builds the Tracks of `rows`, in order.
-    pub fn tracks(&self, rows: Vec<TrackRow>, config: &WebConfig) -> Vec<Track> {
-        rows.into_iter().map(|r| self.track(r, config)).collect()
+    pub fn tracks(&self, rows: Vec<TrackRow>, web: &Web) -> Vec<Track> {
+        rows.into_iter().map(|r| self.track(r, web)).collect()
     }
 }
 
 /// Loads the context of `rows` and builds their Tracks.
-pub async fn build(
-    db: &PgPool,
-    rows: Vec<TrackRow>,
-    config: &WebConfig,
-) -> Result<Vec<Track>, sqlx::Error> {
-    let context = TrackContext::load(db, &rows).await?;
-    Ok(context.tracks(rows, config))
+pub async fn build(db: &PgPool, rows: Vec<TrackRow>, web: &Web) -> Result<Vec<Track>, sqlx::Error> {
+    let context = TrackContext::load(db, &rows, web).await?;
+    Ok(context.tracks(rows, web))
 }
 
 /// `features[]` of a record as (did, handle snapshot, display name snapshot).
@@ -367,7 +385,7 @@ pub struct TracksPage {
 /// matches nothing.
 pub async fn list_tracks(
     State(db): State<PgPool>,
-    State(web): State<std::sync::Arc<WebState>>,
+    State(web): State<Web>,
     WebQuery(p): WebQuery<ListParams>,
 ) -> Result<Json<TracksPage>, WebError> {
     let limit = params::int("limit", p.limit.as_deref(), 50, (1, 100), OutOfRange::Clamp)?;
@@ -393,7 +411,7 @@ pub async fn list_tracks(
         None
     };
     Ok(Json(TracksPage {
-        tracks: build(&db, rows, &web.config).await?,
+        tracks: build(&db, rows, &web).await?,
         next_cursor,
         has_more,
     }))
@@ -410,7 +428,7 @@ pub struct TopParams {
 /// without adult-labelled ones. A bare array.
 pub async fn top_tracks(
     State(db): State<PgPool>,
-    State(web): State<std::sync::Arc<WebState>>,
+    State(web): State<Web>,
     WebQuery(p): WebQuery<TopParams>,
 ) -> Result<Json<Vec<Track>>, WebError> {
     let limit = params::int("limit", p.limit.as_deref(), 10, (1, 50), OutOfRange::Clamp)?;
@@ -430,17 +448,17 @@ pub async fn top_tracks(
     };
     let since = days.map(|d| Utc::now() - TimeDelta::days(d));
     let rows = queries::track::top(&db, since, ADULT_LABELS, limit).await?;
-    Ok(Json(build(&db, rows, &web.config).await?))
+    Ok(Json(build(&db, rows, &web).await?))
 }
 
 /// `GET /tracks/{id}`.
 pub async fn get_track(
     State(db): State<PgPool>,
-    State(web): State<std::sync::Arc<WebState>>,
+    State(web): State<Web>,
     Path(id): Path<String>,
 ) -> Result<Json<Track>, WebError> {
     let row = visible(&db, &id).await?;
-    one(&db, row, &web.config).await
+    one(&db, row, &web).await
 }
 
 /// Params of `GET /tracks/by-uri`.
@@ -452,18 +470,18 @@ pub struct UriParams {
 /// `GET /tracks/by-uri?uri=at://...`: the track with that record URI.
 pub async fn track_by_uri(
     State(db): State<PgPool>,
-    State(web): State<std::sync::Arc<WebState>>,
+    State(web): State<Web>,
     WebQuery(p): WebQuery<UriParams>,
 ) -> Result<Json<Track>, WebError> {
     let uri = params::required("uri", p.uri)?;
     let row = queries::track::by_uri(&db, &uri)
         .await?
         .ok_or(WebError::NotFound("track not found".into()))?;
-    one(&db, row, &web.config).await
+    one(&db, row, &web).await
 }
 
-async fn one(db: &PgPool, row: TrackRow, config: &WebConfig) -> Result<Json<Track>, WebError> {
-    let mut tracks = build(db, vec![row], config).await?;
+async fn one(db: &PgPool, row: TrackRow, web: &Web) -> Result<Json<Track>, WebError> {
+    let mut tracks = build(db, vec![row], web).await?;
     tracks
         .pop()
         .map(Json)

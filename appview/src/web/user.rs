@@ -1,13 +1,11 @@
 //! `/users/{handle}/likes`: the tracks a user liked, newest like first.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::WebState;
+use super::Web;
 use super::artist;
 use super::error::WebError;
 use super::track::{self, MAX_UNPAGED, Track};
@@ -34,19 +32,14 @@ pub struct UserLikes {
 /// newest like first, unpaginated as upstream (bounded by [`MAX_UNPAGED`]).
 pub async fn likes(
     State(db): State<PgPool>,
-    State(web): State<Arc<WebState>>,
+    State(web): State<Web>,
     Path(handle): Path<String>,
 ) -> Result<Json<UserLikes>, WebError> {
     let card = artist::find(&db, &handle)
         .await?
         .ok_or(WebError::NotFound("user not found".into()))?;
     let rows = queries::like::liked_tracks(&db, &card.did, None, MAX_UNPAGED).await?;
-    let tracks = track::build(
-        &db,
-        rows.into_iter().map(|r| r.track).collect(),
-        &web.config,
-    )
-    .await?;
+    let tracks = track::build(&db, rows.into_iter().map(|r| r.track).collect(), &web).await?;
     let handle = card.handle.unwrap_or_else(|| card.did.clone());
     Ok(Json(UserLikes {
         count: i64::try_from(tracks.len()).unwrap_or(i64::MAX),

@@ -202,3 +202,52 @@ async fn gated_tracks_ask_for_sign_in_and_have_no_r2_url(db: PgPool) {
     assert_eq!(t.body["visibility"], "supporters");
     assert_eq!(t.body["r2_url"], serde_json::Value::Null);
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn audio_we_hold_is_played_from_our_blob_store(db: PgPool) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = plyr_blobstore::BlobStore::new(
+        plyr_blobstore::FsBackend::open(dir.path())
+            .await
+            .expect("fs backend"),
+    );
+    let state =
+        AppState::new(db.clone()).with_blobs(plyr_appview_xrpc::BlobService::new(store, 1 << 20));
+    actor(&db, ALICE, Some("alice.test")).await;
+    support::did_doc(&db, ALICE, "https://pds.alice.test").await;
+    let uri = track_with(
+        &db,
+        ALICE,
+        "held",
+        1,
+        json!({"audioBlob": support::audio_blob()}),
+    )
+    .await;
+    let id = web_id(&db, &uri).await;
+    // Not held yet: the PDS copy, under the rkey.
+    let before = send_with(state.clone(), "GET", &format!("/tracks/{id}"), &[]).await;
+    assert_eq!(before.body["file_id"], "held");
+    sqlx::query(
+        "insert into blob (cid, mime, size, origin) values ($1, 'audio/mpeg', 1000, 'mirror')",
+    )
+    .bind(AUDIO_CID)
+    .execute(&db)
+    .await
+    .expect("insert blob");
+    let ours = format!("http://127.0.0.1:2584/blob/{AUDIO_CID}");
+    let after = send_with(state.clone(), "GET", &format!("/tracks/{id}"), &[]).await;
+    schema::check(&after.body, &schema::track());
+    assert_eq!(after.body["file_id"], AUDIO_CID);
+    assert_eq!(after.body["r2_url"], ours.as_str());
+    for path in [format!("/audio/{AUDIO_CID}"), "/audio/held".to_owned()] {
+        let reply = send_with(state.clone(), "GET", &path, &[]).await;
+        assert_eq!(reply.status.as_u16(), 307, "{path}");
+        assert_eq!(reply.header("location"), Some(ours.as_str()), "{path}");
+    }
+    // Without a blob service the server cannot serve /blob: the PDS copy again.
+    let pds = send(&db, "GET", "/audio/held", &[]).await;
+    assert!(
+        pds.header("location")
+            .is_some_and(|l| l.starts_with("https://pds.alice.test/"))
+    );
+}
