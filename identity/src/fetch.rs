@@ -111,6 +111,29 @@ impl Fetcher {
         options: FetchOptions,
     ) -> Result<Fetched, IdentityError> {
         let host = get.host_label();
+        let max_bytes = get.max_bytes;
+        let (status, mut response) = self.open(get, options).await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(host, e))? {
+            if body.len().saturating_add(chunk.len()) > max_bytes {
+                return Err(IdentityError::TooLarge {
+                    host: host.to_owned(),
+                    limit: max_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { status, body })
+    }
+
+    /// Sends a guarded GET and checks the status and declared length; the body is left
+    /// unread for the caller, who must keep to `get.max_bytes` while reading it.
+    pub(crate) async fn open(
+        &self,
+        get: Get<'_>,
+        options: FetchOptions,
+    ) -> Result<(StatusCode, reqwest::Response), IdentityError> {
+        let host = get.host_label();
         self.check_target(get.url, host)?;
         self.limiter
             .try_acquire(host, get.limit)
@@ -125,7 +148,7 @@ impl Fetcher {
         if let Some(timeout) = options.timeout {
             request = request.timeout(timeout);
         }
-        let mut response = request.send().await.map_err(|e| classify(host, e))?;
+        let response = request.send().await.map_err(|e| classify(host, e))?;
         let status = response.status();
         if status.is_redirection() {
             // Only left unfollowed when cross-origin or past MAX_REDIRECTS.
@@ -137,24 +160,16 @@ impl Fetcher {
         if !handed_back {
             return Err(IdentityError::network(host, format!("status {status}")));
         }
-        let too_large = || IdentityError::TooLarge {
-            host: host.to_owned(),
-            limit: get.max_bytes,
-        };
         if response
             .content_length()
             .is_some_and(|len| usize::try_from(len).map_or(true, |len| len > get.max_bytes))
         {
-            return Err(too_large());
+            return Err(IdentityError::TooLarge {
+                host: host.to_owned(),
+                limit: get.max_bytes,
+            });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(host, e))? {
-            if body.len().saturating_add(chunk.len()) > get.max_bytes {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Fetched { status, body })
+        Ok((status, response))
     }
 
     /// Refuses, before any connection: plain http except to loopback in test mode, and IP
@@ -182,6 +197,51 @@ impl Fetcher {
         check_ip(ip, self.allow_loopback).map_err(|class| {
             IdentityError::forbidden(host, format!("{ip} is a {} address", class.as_str()))
         })
+    }
+}
+
+/// A 2xx body being streamed under a byte cap (a blob download).
+#[derive(Debug)]
+pub struct Download {
+    response: reqwest::Response,
+    host: String,
+    received: usize,
+    max_bytes: usize,
+}
+
+impl Download {
+    pub(crate) fn new(response: reqwest::Response, host: &str, max_bytes: usize) -> Download {
+        Download {
+            response,
+            host: host.to_owned(),
+            received: 0,
+            max_bytes,
+        }
+    }
+
+    /// The length the server declared, if any (already checked against the cap).
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+
+    /// The next chunk of the body, `None` at its end; an error once the body passes the cap.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, IdentityError> {
+        let Some(chunk) = self
+            .response
+            .chunk()
+            .await
+            .map_err(|e| classify(&self.host, e))?
+        else {
+            return Ok(None);
+        };
+        self.received = self.received.saturating_add(chunk.len());
+        if self.received > self.max_bytes {
+            return Err(IdentityError::TooLarge {
+                host: self.host.clone(),
+                limit: self.max_bytes,
+            });
+        }
+        Ok(Some(chunk))
     }
 }
 

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! [`SyncClient`] makes the repository sync calls of a backfill (`getRepo` streamed under a
-//! size cap, `listRepos` and `listReposByCollection` pages) through the same guard.
+//! size cap, `listRepos` and `listReposByCollection` pages) and of the blob mirror (`getBlob`,
+//! a capped [`Download`]) through the same guard.
 //!
 //! [`Resolver::repo_status`] asks the account's current PDS (`com.atproto.sync.getRepoStatus`)
 //! before an `#account` event hides anything: old hosts keep sending stale events.
@@ -54,6 +55,7 @@ mod sync;
 pub use config::ResolverConfig;
 pub use document::{DidDocument, Service, VerificationMethod};
 pub use error::{BuildError, IdentityError, IdentityErrorKind};
+pub use fetch::Download;
 pub use identifier::{Did, Handle};
 pub use rate::RateLimit;
 pub use resolver::Resolver;

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::config::ResolverConfig;
 use crate::error::{BuildError, IdentityError};
-use crate::fetch::{FetchOptions, Fetched, Fetcher, Get};
+use crate::fetch::{Download, FetchOptions, Fetched, Fetcher, Get};
 use crate::identifier::Did;
 use crate::rate::RateLimit;
 
@@ -202,6 +202,67 @@ impl SyncClient {
             None => Err(IdentityError::network(
                 host,
                 format!("getRepo: status {}", fetched.status),
+            )),
+        }
+    }
+
+    /// `com.atproto.sync.getBlob` from `pds`: the blob `cid` of `did`, streamed, refused past
+    /// `max_bytes` (declared or received) and bounded by `timeout` in all. A `BlobNotFound`,
+    /// `RepoNotFound` (or 404) answer is [`IdentityError::NotFound`]. The caller checks that
+    /// the bytes hash to `cid`.
+    pub async fn get_blob(
+        &self,
+        pds: &Url,
+        did: &Did,
+        cid: &str,
+        max_bytes: u64,
+        timeout: Duration,
+    ) -> Result<Download, IdentityError> {
+        let mut url = xrpc_url(pds, "com.atproto.sync.getBlob")?;
+        url.query_pairs_mut()
+            .append_pair("did", did.as_str())
+            .append_pair("cid", cid);
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let get = Get {
+            url: &url,
+            host_header: None,
+            accept: "*/*",
+            limit: self.inner.config.host_rate,
+            max_bytes,
+        };
+        let options = FetchOptions {
+            timeout: Some(timeout),
+            server_errors: false,
+        };
+        let (status, mut response) = self.inner.fetcher.open(get, options).await?;
+        if status.is_success() {
+            return Ok(Download::new(response, &host, max_bytes));
+        }
+        // An error answer: read a little of it for the XRPC error name.
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > 4096 {
+                break;
+            }
+        }
+        match xrpc_error(&body) {
+            Some(error) if error == "BlobNotFound" || error == "RepoNotFound" => {
+                Err(IdentityError::NotFound {
+                    subject: format!("{did}/{cid}"),
+                })
+            }
+            _ if status == StatusCode::NOT_FOUND => Err(IdentityError::NotFound {
+                subject: format!("{did}/{cid}"),
+            }),
+            Some(error) => Err(IdentityError::network(
+                &host,
+                format!("getBlob: xrpc error {}", truncate(&error)),
+            )),
+            None => Err(IdentityError::network(
+                &host,
+                format!("getBlob: status {status}"),
             )),
         }
     }
