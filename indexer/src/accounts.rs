@@ -42,8 +42,8 @@ const MAX_STATUS_CHARS: usize = 64;
 const DELETED: &str = "deleted";
 
 /// Settles pending `#account` claims until `shutdown` is cancelled, with `resolver`'s
-/// configuration (PLC URL, loopback policy). Lookup failures leave statuses as they are and
-/// retry later; only database errors stop the task.
+/// configuration (PLC URL, loopback policy). Lookup failures and transient database errors
+/// leave statuses as they are and retry later; only other database errors stop the task.
 pub async fn check_accounts(
     pool: PgPool,
     resolver: Resolver,
@@ -51,7 +51,14 @@ pub async fn check_accounts(
 ) -> Result<(), StoreError> {
     let directory = Directory::new(pool.clone(), resolver);
     loop {
-        let due = store::claim_pending_accounts(&pool, MIN_RETRY, MAX_RETRY, ROUND).await?;
+        let due = match store::claim_pending_accounts(&pool, MIN_RETRY, MAX_RETRY, ROUND).await {
+            Ok(due) => due,
+            Err(error) if error.is_transient() => {
+                tracing::warn!(error = %error, "claiming account statuses failed; retrying");
+                Vec::new()
+            }
+            Err(error) => return Err(error),
+        };
         if due.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -68,6 +75,11 @@ pub async fn check_accounts(
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 next = checks.next() => match next {
+                    Some(Err(error)) if error.is_transient() => {
+                        // A settlement can lose a deadlock to a batch recounting the same
+                        // tracks: the claim stays and is retried after its backoff.
+                        tracing::warn!(error = %error, "settling an account status failed; retrying later");
+                    }
                     Some(result) => result?,
                     None => break,
                 },
