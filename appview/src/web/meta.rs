@@ -1,6 +1,8 @@
 //! What every page asks besides content: `/config`, `/auth/me`, `/moderation/sensitive-images`,
 //! `/stats`, `/health`, and `/oembed` for embeds.
 
+use std::time::Instant;
+
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -59,9 +61,20 @@ pub struct Stats {
     total_duration_seconds: i64,
 }
 
-/// `GET /stats`: totals over every visible track.
-pub async fn stats(State(db): State<PgPool>) -> Result<Json<Stats>, WebError> {
-    let t = queries::stats::totals(&db, None).await?;
+/// `GET /stats`: totals over every visible track (a scan, so cached for a minute).
+pub async fn stats(
+    State(db): State<PgPool>,
+    State(web): State<Web>,
+) -> Result<Json<Stats>, WebError> {
+    let now = Instant::now();
+    let t = match web.totals.get(&(), now) {
+        Some(t) => t,
+        None => {
+            let t = queries::stats::totals(&db, None).await?;
+            web.totals.put((), t.clone(), now);
+            t
+        }
+    };
     Ok(Json(Stats {
         total_plays: t.plays,
         total_tracks: t.tracks,

@@ -10,6 +10,7 @@
 mod album;
 mod artist;
 mod audio;
+mod cache;
 mod cors;
 mod error;
 mod id;
@@ -77,20 +78,33 @@ impl Default for WebConfig {
     }
 }
 
-/// The web API's part of [`AppState`]: its config and the play rate limiter.
+/// How long `/tracks/top` of a period and `/stats` are answered from memory: both scan, every
+/// homepage asks, and a minute-old ranking or total is as good.
+const SCAN_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// The web API's part of [`AppState`]: its config, the play rate limiter and the caches.
 #[derive(Debug)]
 pub struct WebState {
     /// How the API presents itself.
     pub config: WebConfig,
     /// Per-address play limits.
     pub plays: PlayLimiter,
+    /// `/tracks/top` rows of a period, by (days, limit).
+    pub top: cache::TtlCache<(i64, i64), Vec<crate::queries::track::TrackRow>>,
+    /// `/stats` totals.
+    pub totals: cache::TtlCache<(), crate::queries::stats::TotalsRow>,
 }
 
 impl WebState {
-    /// State for `config`, with empty limiters.
+    /// State for `config`, with empty limiters and caches.
     pub fn new(config: WebConfig) -> WebState {
         let plays = PlayLimiter::new(config.plays_per_minute);
-        WebState { config, plays }
+        WebState {
+            config,
+            plays,
+            top: cache::TtlCache::new(SCAN_CACHE_TTL),
+            totals: cache::TtlCache::new(SCAN_CACHE_TTL),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! are the plays this AppView received (`play.rs`).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -446,8 +447,22 @@ pub async fn top_tracks(
             ));
         }
     };
-    let since = days.map(|d| Utc::now() - TimeDelta::days(d));
-    let rows = queries::track::top(&db, since, ADULT_LABELS, limit).await?;
+    let rows = match days {
+        // All time reads an index; a period counts recent likes, so its answer is cached.
+        None => queries::track::top(&db, None, ADULT_LABELS, limit).await?,
+        Some(d) => {
+            let now = Instant::now();
+            match web.top.get(&(d, limit), now) {
+                Some(rows) => rows,
+                None => {
+                    let since = Utc::now() - TimeDelta::days(d);
+                    let rows = queries::track::top(&db, Some(since), ADULT_LABELS, limit).await?;
+                    web.top.put((d, limit), rows.clone(), now);
+                    rows
+                }
+            }
+        }
+    };
     Ok(Json(build(&db, rows, &web).await?))
 }
 

@@ -204,3 +204,37 @@ async fn credentialed_cors_for_allowed_origins_only(db: PgPool) {
     assert_eq!(xrpc.header("access-control-allow-origin"), Some("*"));
     assert_eq!(xrpc.header("access-control-allow-credentials"), None);
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn scans_are_answered_from_a_minute_cache(db: PgPool) {
+    let state = plyr_appview_xrpc::AppState::new(db.clone());
+    actor(&db, ALICE, Some("alice.test")).await;
+    let first = crate::support::send_with(state.clone(), "GET", "/stats", &[]).await;
+    assert_eq!(first.body["total_tracks"], 0);
+    let t = track_with(&db, ALICE, "t1", 1, json!({})).await;
+    crate::xrpc_support::set_counts(&db, &t, 1, 0).await;
+    // The same server within the minute: the cached totals and ranking.
+    let cached = crate::support::send_with(state.clone(), "GET", "/stats", &[]).await;
+    assert_eq!(cached.body, first.body);
+    let fresh = send(&db, "GET", "/stats", &[]).await;
+    assert_eq!(fresh.body["total_tracks"], 1);
+    // All time reads the index every time; a period is cached per (period, limit).
+    let all = crate::support::send_with(state.clone(), "GET", "/tracks/top", &[]).await;
+    assert_eq!(all.body.as_array().map(Vec::len), Some(1));
+    let week =
+        crate::support::send_with(state.clone(), "GET", "/tracks/top?period=week", &[]).await;
+    assert_eq!(week.body, json!([]));
+    sqlx::query(
+        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, sort_at) \
+         values ('at://did:plc:alice/fm.plyr.like/now', $1, 'now', 'c', 'r', $2, now(), now())",
+    )
+    .bind(ALICE)
+    .bind(&t)
+    .execute(&db)
+    .await
+    .expect("fresh like");
+    let still = crate::support::send_with(state, "GET", "/tracks/top?period=week", &[]).await;
+    assert_eq!(still.body, json!([]));
+    let other = send(&db, "GET", "/tracks/top?period=week", &[]).await;
+    assert_eq!(other.body.as_array().map(Vec::len), Some(1));
+}
