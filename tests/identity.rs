@@ -159,6 +159,13 @@ async fn handles_are_shown_only_when_they_resolve_back(pool: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The checks stored the documents they fetched: a restart starts from them.
+    let stored: i64 = sqlx::query_scalar("select count(*) from did_doc where did = any($1)")
+        .bind([alice.as_str(), mallory.as_str()])
+        .fetch_one(&h.pool)
+        .await
+        .expect("did_doc count");
+    assert_eq!(stored, 2);
     let (_, profile) = h
         .xrpc("fm.plyr.actor.getProfile", &[("actor", "alice.test")])
         .await;
