@@ -41,6 +41,7 @@ mod directory;
 mod event;
 mod fold;
 mod handles;
+mod mirror;
 mod record;
 mod relay;
 mod source;
@@ -49,6 +50,10 @@ mod writer;
 
 #[cfg(test)]
 mod loopback;
+/// Audio fixtures shared with the blobstore's tests.
+#[cfg(test)]
+#[path = "../../blobstore/tests/media_fixtures.rs"]
+mod media_fixtures;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -59,6 +64,7 @@ pub use backfill::{
     BackfillConfig, BackfillError, BackfillProgress, BackfillSummary, BackfillTarget, backfill,
 };
 pub use handles::resolve_handles;
+pub use mirror::{Mirror, MirrorConfig, MirrorError, MirrorReport};
 pub use relay::{RelayConfig, run_relay};
 
 #[doc(hidden)]

@@ -1,5 +1,6 @@
 //! Tests only: a PLC directory and a PDS on one loopback HTTP server (axum), serving DID
-//! documents at `/{did}` and `com.atproto.sync.getRepoStatus` answers, counting requests.
+//! documents at `/{did}`, `com.atproto.sync.getRepoStatus` and `getBlob` answers and plain
+//! files, counting requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -32,6 +33,10 @@ struct World {
     docs: Mutex<HashMap<String, Value>>,
     statuses: Mutex<HashMap<String, RepoAnswer>>,
     hits: Mutex<HashMap<String, usize>>,
+    /// getBlob answers by `(did, cid)`, and plain files by path (audioUrl).
+    blobs: Mutex<HashMap<(String, String), Vec<u8>>>,
+    files: Mutex<HashMap<String, Vec<u8>>>,
+    blob_hits: Mutex<usize>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,6 +57,8 @@ impl Loopback {
         let world = Arc::new(World::default());
         let app = axum::Router::new()
             .route("/xrpc/com.atproto.sync.getRepoStatus", get(repo_status))
+            .route("/xrpc/com.atproto.sync.getBlob", get(get_blob))
+            .route("/files/{name}", get(get_file))
             .route("/{did}", get(plc_doc))
             .with_state(Arc::clone(&world));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -121,6 +128,21 @@ impl Loopback {
         lock(&self.world.hits).get(did).copied().unwrap_or_default()
     }
 
+    /// What getBlob answers for `did`'s blob `cid` (any bytes: a lying PDS too).
+    pub(crate) fn set_blob(&self, did: &str, cid: &str, bytes: &[u8]) {
+        lock(&self.world.blobs).insert((did.to_owned(), cid.to_owned()), bytes.to_vec());
+    }
+
+    /// Serves `bytes` at `/files/{name}`.
+    pub(crate) fn set_file(&self, name: &str, bytes: &[u8]) {
+        lock(&self.world.files).insert(name.to_owned(), bytes.to_vec());
+    }
+
+    /// getBlob and file requests so far.
+    pub(crate) fn blob_hits(&self) -> usize {
+        *lock(&self.world.blob_hits)
+    }
+
     pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.task.await.expect("loopback server task");
@@ -154,5 +176,34 @@ async fn repo_status(
             StatusCode::BAD_REQUEST,
             json!({"error": "RepoNotFound", "message": "Could not find repo"}).to_string(),
         ),
+    }
+}
+
+async fn get_blob(
+    State(world): State<Arc<World>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> (StatusCode, Vec<u8>) {
+    *lock(&world.blob_hits) += 1;
+    let did = query.get("did").cloned().unwrap_or_default();
+    let cid = query.get("cid").cloned().unwrap_or_default();
+    match lock(&world.blobs).get(&(did, cid)) {
+        Some(bytes) => (StatusCode::OK, bytes.clone()),
+        None => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "BlobNotFound", "message": "Blob not found"})
+                .to_string()
+                .into_bytes(),
+        ),
+    }
+}
+
+async fn get_file(
+    State(world): State<Arc<World>>,
+    Path(name): Path<String>,
+) -> (StatusCode, Vec<u8>) {
+    *lock(&world.blob_hits) += 1;
+    match lock(&world.files).get(&name) {
+        Some(bytes) => (StatusCode::OK, bytes.clone()),
+        None => (StatusCode::NOT_FOUND, Vec::new()),
     }
 }

@@ -3,6 +3,7 @@
 //! statements so a batch costs a handful of round trips whatever its size.
 
 mod actors;
+mod blobs;
 mod commits;
 mod counts;
 mod did_doc;
@@ -19,6 +20,9 @@ use sqlx::{PgConnection, PgPool};
 use crate::fold::{Plan, Segment, SkipTally};
 
 pub(crate) use actors::{PendingAccount, Settlement, claim_pending_accounts, settle_account};
+pub(crate) use blobs::{
+    AudioState, DueAudio, MirroredBlob, due_audio, record_audio, record_mirrored,
+};
 pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
 pub(crate) use repos::{RepoState, repo_states};
