@@ -41,6 +41,8 @@ enum Command {
         index: IndexArgs,
         #[command(flatten)]
         serve: ServeArgs,
+        #[command(flatten)]
+        mirror: MirrorArgs,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -236,6 +238,21 @@ struct ServeArgs {
     gc_interval_minutes: u64,
 }
 
+/// The blob mirror that `run` keeps beside the indexer.
+#[derive(Args, Debug)]
+struct MirrorArgs {
+    /// Do not mirror tracks' audio into the blob store.
+    #[arg(long, env = "NO_MIRROR")]
+    no_mirror: bool,
+    /// Origins (`https://host[:port]`) whose `audioUrl`s are mirrored for tracks without an
+    /// `audioBlob` (recorded as unverified); comma-separated, none by default.
+    #[arg(long, env = "MIRROR_URL_ORIGINS", value_delimiter = ',')]
+    mirror_url_origins: Vec<String>,
+    /// Largest audio blob mirrored, in bytes (the lexicon's audioBlob cap by default).
+    #[arg(long, env = "MIRROR_MAX_BYTES", default_value_t = 100 << 20)]
+    mirror_max_bytes: u64,
+}
+
 /// Where blobs are stored, and how long unreferenced ones are kept.
 #[derive(Args, Debug)]
 struct BlobArgs {
@@ -326,6 +343,7 @@ async fn run(command: Command) -> Result<()> {
             identity,
             index,
             serve,
+            mirror,
         } => {
             let pool = connect(&db).await?;
             migrate(&pool).await?;
@@ -339,6 +357,26 @@ async fn run(command: Command) -> Result<()> {
                 resolver.clone(),
                 shutdown.clone(),
             )?;
+            if !mirror.no_mirror {
+                let config = plyr_indexer::MirrorConfig {
+                    max_bytes: mirror.mirror_max_bytes,
+                    url_origins: mirror.mirror_url_origins,
+                    ..plyr_indexer::MirrorConfig::default()
+                };
+                let sync = plyr_identity::SyncClient::new(plyr_identity::SyncConfig {
+                    allow_loopback: identity.allow_loopback,
+                    ..plyr_identity::SyncConfig::default()
+                })
+                .context("building the mirror's sync client")?;
+                let store = serve.blob.open().await?;
+                let mirror =
+                    plyr_indexer::Mirror::new(pool.clone(), store, resolver.clone(), sync, config);
+                let stop = shutdown.clone();
+                tasks.spawn(async move {
+                    mirror.run(stop).await;
+                    Ok(())
+                });
+            }
             spawn_server(&mut tasks, pool, serve, resolver, shutdown.clone()).await?;
             supervise(tasks, shutdown).await
         }
