@@ -2,7 +2,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::schema;
-use crate::support::{detail, ok, send, track_with, web_id};
+use crate::support::{detail, ok, send, track_ids, track_with, web_id};
 use crate::xrpc_support::{actor, enc, list, profile};
 
 const ALICE: &str = "did:plc:alice";
@@ -57,12 +57,7 @@ async fn albums_from_lists_and_track_names_with_unique_slugs(db: PgPool) {
     assert_eq!(albums[2]["image_url"], "https://img.test/alice.jpg");
 
     let detail_body = ok(&db, "/albums/alice.test/blue", &schema::album_detail()).await;
-    let ids: Vec<i64> = detail_body["tracks"]
-        .as_array()
-        .expect("tracks")
-        .iter()
-        .filter_map(|t| t["id"].as_i64())
-        .collect();
+    let ids = track_ids(&detail_body["tracks"]);
     // Record order first, then unlisted tracks naming the album, oldest first.
     assert_eq!(
         ids,

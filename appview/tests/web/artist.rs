@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::schema;
-use crate::support::{detail, ok, send, track_with, web_id};
+use crate::support::{detail, ok, send, track_ids, track_with, web_id};
 use crate::xrpc_support::{actor, enc, hide, like, profile, set_counts, track};
 
 const ALICE: &str = "did:plc:alice";
@@ -123,12 +123,7 @@ async fn a_users_likes_newest_first(db: PgPool) {
     assert_eq!(body["user"]["did"], BOB);
     assert_eq!(body["user"]["avatar_url"], "https://img.test/bob.jpg");
     assert_eq!(body["count"], 2);
-    let ids: Vec<i64> = body["tracks"]
-        .as_array()
-        .expect("tracks")
-        .iter()
-        .filter_map(|t| t["id"].as_i64())
-        .collect();
+    let ids = track_ids(&body["tracks"]);
     assert_eq!(ids, [web_id(&db, &t1).await, web_id(&db, &t2).await]);
     assert_eq!(body["tracks"][0]["tags"], json!([]));
     let by_did = ok(

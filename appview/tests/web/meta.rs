@@ -224,15 +224,7 @@ async fn scans_are_answered_from_a_minute_cache(db: PgPool) {
     let week =
         crate::support::send_with(state.clone(), "GET", "/tracks/top?period=week", &[]).await;
     assert_eq!(week.body, json!([]));
-    sqlx::query(
-        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, sort_at) \
-         values ('at://did:plc:alice/fm.plyr.like/now', $1, 'now', 'c', 'r', $2, now(), now())",
-    )
-    .bind(ALICE)
-    .bind(&t)
-    .execute(&db)
-    .await
-    .expect("fresh like");
+    crate::support::fresh_like(&db, ALICE, &t).await;
     let still = crate::support::send_with(state, "GET", "/tracks/top?period=week", &[]).await;
     assert_eq!(still.body, json!([]));
     let other = send(&db, "GET", "/tracks/top?period=week", &[]).await;

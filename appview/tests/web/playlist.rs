@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::schema;
-use crate::support::{detail, invalid, list_id, ok, track_with, web_id};
+use crate::support::{detail, invalid, list_id, ok, track_ids, track_with, web_id};
 use crate::xrpc_support::{actor, enc, hide, list, track};
 
 const ALICE: &str = "did:plc:alice";
@@ -52,12 +52,7 @@ async fn playlists_with_tracks_meta_and_by_artist(db: PgPool) {
         full["preview_thumbnails"],
         json!(["https://img.test/b.jpg", "https://img.test/a.jpg"])
     );
-    let ids: Vec<i64> = full["tracks"]
-        .as_array()
-        .expect("tracks")
-        .iter()
-        .filter_map(|t| t["id"].as_i64())
-        .collect();
+    let ids = track_ids(&full["tracks"]);
     assert_eq!(
         ids,
         [

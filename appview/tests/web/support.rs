@@ -90,6 +90,30 @@ pub async fn invalid(db: &PgPool, path: &str, name: &str) {
     assert_eq!(reply.body["detail"][0]["loc"][1], name, "{path}");
 }
 
+/// The `id` of every track in a JSON array of Tracks, in order.
+pub fn track_ids(tracks: &Value) -> Vec<i64> {
+    tracks
+        .as_array()
+        .expect("an array of tracks")
+        .iter()
+        .filter_map(|t| t["id"].as_i64())
+        .collect()
+}
+
+/// Likes `subject` as `did` right now (inside every `/tracks/top` period).
+pub async fn fresh_like(db: &PgPool, did: &str, subject: &str) {
+    sqlx::query(
+        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, sort_at) \
+         values ($1 || '/fm.plyr.like/now', $2, 'now', 'c', 'r', $3, now(), now())",
+    )
+    .bind(format!("at://{did}"))
+    .bind(did)
+    .bind(subject)
+    .execute(db)
+    .await
+    .expect("fresh like");
+}
+
 /// The web id the view stored for a track.
 pub async fn web_id(db: &PgPool, uri: &str) -> i64 {
     sqlx::query_scalar("select web_id from track where uri = $1")

@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::schema;
-use crate::support::{self, detail, invalid, ok, send, track_with, web_id};
+use crate::support::{self, detail, invalid, ok, send, track_ids, track_with, web_id};
 use crate::xrpc_support::{actor, comment, enc, hide, like, profile, set_counts, track};
 
 const ALICE: &str = "did:plc:alice";
@@ -125,12 +125,7 @@ async fn discovery_hides_adult_labels_and_artist_pages_show_them(db: PgPool) {
     let adult = track_with(&db, ALICE, "adult", 1, labels).await;
     let plain = track(&db, ALICE, "plain", 2).await;
     let feed = ok(&db, "/tracks/", &schema::tracks_page()).await;
-    let ids: Vec<i64> = feed["tracks"]
-        .as_array()
-        .expect("tracks")
-        .iter()
-        .filter_map(|t| t["id"].as_i64())
-        .collect();
+    let ids = track_ids(&feed["tracks"]);
     assert_eq!(ids, [web_id(&db, &plain).await]);
     let artist = ok(
         &db,
@@ -278,12 +273,7 @@ async fn top_ranks_by_likes_within_the_period(db: PgPool) {
         &schema::S::Arr(Box::new(schema::track())),
     )
     .await;
-    let ids: Vec<i64> = top
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|t| t["id"].as_i64())
-        .collect();
+    let ids = track_ids(&top);
     assert_eq!(ids, [web_id(&db, &b).await, web_id(&db, &a).await]);
     let one = ok(
         &db,
@@ -294,27 +284,14 @@ async fn top_ranks_by_likes_within_the_period(db: PgPool) {
     assert_eq!(one.as_array().map(Vec::len), Some(1));
     // Seeded likes are dated 2026-01-01, well over a day before the test runs... unless the
     // clock says otherwise; a fresh like counts for `day`.
-    sqlx::query(
-        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, sort_at) \
-         values ('at://did:plc:bob/fm.plyr.like/now', $1, 'now', 'c', 'r', $2, now(), now())",
-    )
-    .bind(BOB)
-    .bind(&a)
-    .execute(&db)
-    .await
-    .expect("fresh like");
+    crate::support::fresh_like(&db, BOB, &a).await;
     let day = ok(
         &db,
         "/tracks/top?period=day",
         &schema::S::Arr(Box::new(schema::track())),
     )
     .await;
-    let ids: Vec<i64> = day
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|t| t["id"].as_i64())
-        .collect();
+    let ids = track_ids(&day);
     assert_eq!(ids, [web_id(&db, &a).await]);
     // like_count stays the all-time count.
     assert_eq!(day[0]["like_count"], 1);
