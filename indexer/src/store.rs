@@ -75,6 +75,22 @@ pub(crate) struct Applied {
     pub skips: BTreeMap<&'static str, i64>,
 }
 
+/// Advisory lock key (`plyrview` in ASCII) held by every transaction that writes the view.
+const VIEW_WRITE_LOCK: i64 = 0x706c_7972_7669_6577;
+
+/// Serializes view writers (the batch writer, backfill snapshots) until the transaction ends.
+/// Counters move by what each transaction sees: two at once can each miss the other's rows
+/// (a snapshot's new track counted no likes while another snapshot committed them: the
+/// backfill tests caught it).
+async fn lock_view(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(VIEW_WRITE_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::at("locking the view for writing"))?;
+    Ok(())
+}
+
 /// The cursor stored for `source`, if any.
 pub(crate) async fn last_cursor(pool: &PgPool, source: &str) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("select cursor from consumer_cursor where source = $1")
@@ -90,6 +106,7 @@ pub(crate) async fn apply(pool: &PgPool, source: &str, plan: &Plan) -> Result<Ap
         .begin()
         .await
         .map_err(StoreError::at("beginning a transaction"))?;
+    lock_view(&mut tx).await?;
     // jit: the bulk statements' cost estimates cross the JIT threshold, and compiling them
     // cost ~300 ms a batch (measured) for plans that run in milliseconds.
     // synchronous_commit: a batch lost to a Postgres crash takes its cursor with it, so the

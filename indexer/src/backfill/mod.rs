@@ -14,6 +14,8 @@
 mod discover;
 mod run;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

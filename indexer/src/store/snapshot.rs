@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use plyr_lexicons::Namespace;
 use sqlx::{PgConnection, PgPool};
 
-use super::{StoreError, commits, write_skips};
+use super::{StoreError, commits, lock_view, write_skips};
 use crate::fold::{CommitOp, Plan, Skip, SkipTally};
 
 /// Ops handed to the commit store at once: the size of a live batch, whose bulk statements
@@ -54,6 +54,7 @@ pub(crate) async fn apply_snapshot(
         .begin()
         .await
         .map_err(StoreError::at("beginning a snapshot"))?;
+    lock_view(&mut tx).await?;
     // Same reasons as a live batch (see `store::apply`).
     sqlx::query(
         "select set_config('jit', 'off', true), set_config('random_page_cost', '1.1', true)",
