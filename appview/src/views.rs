@@ -95,6 +95,22 @@ pub struct TrackView {
     /// Only on authenticated requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     viewer: Option<TrackViewerState>,
+    /// The mirror's copy, once there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<AudioState>,
+}
+
+/// fm.plyr.feed.defs#audioState.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioState {
+    source: String,
+    verified: bool,
+    cid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mime_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_rendition: Option<String>,
 }
 
 /// fm.plyr.feed.defs#viewerState.
@@ -127,6 +143,16 @@ impl From<TrackRow> for TrackView {
             comment_count: row.comment_count,
             indexed_at: datetime(&row.indexed_at),
             viewer: None,
+            audio: match (row.audio_source, row.audio_verified, row.audio_cid) {
+                (Some(source), Some(verified), Some(cid)) => Some(AudioState {
+                    source,
+                    verified,
+                    cid,
+                    mime_type: row.audio_mime,
+                    web_rendition: row.audio_web_rendition,
+                }),
+                _ => None,
+            },
         }
     }
 }

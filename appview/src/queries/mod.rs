@@ -7,14 +7,19 @@
 macro_rules! track_columns {
     () => {
         "t.uri, t.cid, t.did, a.handle, p.avatar, t.record, t.like_count, t.comment_count, \
-         t.indexed_at, t.sort_at, t.web_id"
+         t.indexed_at, t.sort_at, t.web_id, ta.source as audio_source, \
+         ta.verified as audio_verified, ta.cid as audio_cid, ab.mime as audio_mime, \
+         ab.web_rendition as audio_web_rendition"
     };
 }
 
-/// Joins `track t` to its (active) author and the author's profile, for `concat!`.
+/// Joins `track t` to its (active) author, the author's profile and the mirror's copy of its
+/// audio (`track_audio ta`, `blob ab`: migration 0007), for `concat!`.
 macro_rules! track_joins {
     () => {
-        " join actor a on a.did = t.did and a.active left join profile p on p.did = t.did "
+        " join actor a on a.did = t.did and a.active left join profile p on p.did = t.did \
+          left join track_audio ta on ta.track_uri = t.uri and ta.error is null \
+          left join blob ab on ab.cid = ta.cid "
     };
 }
 

@@ -31,6 +31,16 @@ pub struct TrackRow {
     pub sort_at: DateTime<Utc>,
     /// The web API's integer id: 52 bits of sha256(uri) (migration 0003).
     pub web_id: i64,
+    /// Where the mirrored audio came from (`blob` or `url`), null until mirrored.
+    pub audio_source: Option<String>,
+    /// Whether the mirrored audio was checked against the record's CID.
+    pub audio_verified: Option<bool>,
+    /// The CID of the mirrored copy.
+    pub audio_cid: Option<String>,
+    /// Its canonical MIME type.
+    pub audio_mime: Option<String>,
+    /// Its browser-playable rendition, when the original needs one.
+    pub audio_web_rendition: Option<String>,
 }
 
 /// Every active actor's tracks, newest first, after `after`.

@@ -516,3 +516,64 @@ async fn gc_racing_deletes_and_reuploads_never_loses_a_blob(db: PgPool) {
     }
     tracing::debug!(collected, "rounds where gc won the lock");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn track_view_says_how_its_audio_was_mirrored(db: PgPool) {
+    let env = env(&db, 1 << 30).await;
+    let wav = fx::wav(fx::RATE / 10);
+    let cid = cid_of(&wav);
+    let (status, _) = env
+        .upload(&wav, Some("audio/wav"), Some(&env.token()), true)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    actor(&db, "did:plc:a", Some("a.test")).await;
+    let verified = track(&db, "did:plc:a", "3kaaaaaaaaaa2", 100).await;
+    let from_url = track(&db, "did:plc:a", "3kaaaaaaaaab2", 200).await;
+    let failed = track(&db, "did:plc:a", "3kaaaaaaaaac2", 300).await;
+    use_audio(&db, &verified, &cid, wav.len()).await;
+    // What the mirror (plyr-indexer) records; the schema is the contract.
+    for (uri, source, ok, error) in [
+        (&verified, "blob", true, None),
+        (&from_url, "url", false, None),
+        (&failed, "blob", false, Some("fetch: not found")),
+    ] {
+        sqlx::query(
+            "insert into track_audio (track_uri, cid, source, verified, error) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(uri)
+        .bind(&cid)
+        .bind(source)
+        .bind(ok)
+        .bind(error)
+        .execute(&db)
+        .await
+        .expect("track_audio");
+    }
+    let body = ok(
+        &db,
+        "fm.plyr.feed.getTrack",
+        &format!("uri={}", enc(&verified)),
+    )
+    .await;
+    assert_eq!(
+        body["track"]["audio"],
+        json!({"source": "blob", "verified": true, "cid": cid, "mimeType": "audio/wav"})
+    );
+    let body = ok(
+        &db,
+        "fm.plyr.feed.getTrack",
+        &format!("uri={}", enc(&from_url)),
+    )
+    .await;
+    assert_eq!(body["track"]["audio"]["source"], "url");
+    assert_eq!(body["track"]["audio"]["verified"], false);
+    // A failed mirror says nothing (yet).
+    let body = ok(
+        &db,
+        "fm.plyr.feed.getTrack",
+        &format!("uri={}", enc(&failed)),
+    )
+    .await;
+    assert!(body["track"].get("audio").is_none(), "{body}");
+}
