@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -127,6 +129,21 @@ pub async fn meta(
     let mut thumbnails = previews(&db, std::slice::from_ref(&row.uri)).await?;
     let thumbnails = thumbnails.remove(&row.uri).unwrap_or_default();
     Ok(Json(Playlist::new(row, thumbnails)))
+}
+
+/// `GET /lists/playlists/{id}/og-cover`: 307 to the first member artwork; 404 when there is
+/// none. Upstream draws a 2x2 mosaic from four; this AppView draws nothing and always sends
+/// the first.
+pub async fn og_cover(
+    State(db): State<PgPool>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let row = visible(&db, &id).await?;
+    let (_, image) = queries::list::artworks(&db, std::slice::from_ref(&row.uri), 1)
+        .await?
+        .pop()
+        .ok_or(WebError::NotFound("no cover image".into()))?;
+    Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, image)]).into_response())
 }
 
 /// `GET /lists/playlists/by-artist/{did}`: the artist's playlists, newest first.

@@ -503,6 +503,12 @@ async fn one(db: &PgPool, row: TrackRow, web: &Web) -> Result<Json<Track>, WebEr
         .ok_or_else(|| WebError::Internal("track vanished while building".to_owned()))
 }
 
+/// `POST /tracks/{id}/ref/{code}/click`: always ok, as upstream for an unknown code (share
+/// links are upstream's).
+pub async fn ref_click() -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
 /// Params of `GET /tracks/tags`.
 #[derive(Debug, Deserialize)]
 pub struct TagsParams {

@@ -23,6 +23,8 @@ async fn every_page_calls(db: PgPool) {
         json!({"status": "ok"})
     );
     detail(&db, "/no/such/path", 404, "Not Found").await;
+    let click = send(&db, "POST", "/tracks/1/ref/abc/click", &[]).await;
+    assert_eq!(click.body, json!({"ok": true}));
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]

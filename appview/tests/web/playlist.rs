@@ -99,6 +99,19 @@ async fn playlists_with_tracks_meta_and_by_artist(db: PgPool) {
     assert_eq!(names, ["Mix", "Old mix"]);
     assert_eq!(mine[1]["id"], list_id(&db, &older).await);
 
+    // og-cover: the first member artwork that is still visible.
+    let cover =
+        crate::support::send(&db, "GET", &format!("/lists/playlists/{id}/og-cover"), &[]).await;
+    assert_eq!(cover.status.as_u16(), 307);
+    assert_eq!(cover.header("location"), Some("https://img.test/a.jpg"));
+    let empty = list(&db, ALICE, "p2", "Empty", "playlist", &[], 7).await;
+    detail(
+        &db,
+        &format!("/lists/playlists/{}/og-cover", list_id(&db, &empty).await),
+        404,
+        "no cover image",
+    )
+    .await;
     detail(
         &db,
         "/lists/playlists/00000000-0000-0000-0000-000000000000",
