@@ -89,7 +89,7 @@ pub enum IndexerError {
     #[error("indexer store failed")]
     Store(#[from] StoreError),
     /// The websocket reader task panicked or was aborted.
-    #[error("jetstream reader task failed")]
+    #[error("websocket reader task failed")]
     Reader(#[source] tokio::task::JoinError),
     /// The relay's verify-and-chain task panicked or was aborted.
     #[error("relay pipeline task failed")]

@@ -230,7 +230,12 @@ impl Metrics {
             return;
         }
         let now_us = chrono::Utc::now().timestamp_micros();
-        let lag_ms = plan.cursor.map(|c| now_us.saturating_sub(c) / 1000);
+        // Jetstream cursors are unix µs (above 1e15 since 2001); a relay's seq is a counter far
+        // below that and says nothing about lag.
+        let lag_ms = plan
+            .cursor
+            .filter(|c| *c > 1_000_000_000_000_000)
+            .map(|c| now_us.saturating_sub(c) / 1000);
         let per_second = usize_per_second(self.events, elapsed);
         tracing::info!(
             events = self.events,
