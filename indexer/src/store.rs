@@ -8,6 +8,7 @@ mod commits;
 mod counts;
 mod did_doc;
 mod identity;
+mod notify;
 mod repos;
 mod snapshot;
 #[cfg(test)]
@@ -120,6 +121,8 @@ pub(crate) async fn apply(pool: &PgPool, source: &str, plan: &Plan) -> Result<Ap
     .execute(&mut *tx)
     .await
     .map_err(StoreError::at("configuring the transaction"))?;
+    let mut changes = notify::Changes::of(plan);
+    changes.add_deleted_subjects(&mut tx, plan).await?;
     let mut extra = Plan::default();
     let mut written = 0;
     for segment in &plan.segments {
@@ -146,6 +149,8 @@ pub(crate) async fn apply(pool: &PgPool, source: &str, plan: &Plan) -> Result<Ap
     if let Some(cursor) = plan.cursor {
         write_cursor(&mut tx, source, cursor).await?;
     }
+    // One notify per batch, delivered with the commit: readers drop what it names.
+    notify::send(&mut tx, &changes).await?;
     tx.commit()
         .await
         .map_err(StoreError::at("committing the batch"))?;

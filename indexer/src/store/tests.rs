@@ -987,3 +987,33 @@ async fn account_claims_wait_for_confirmation(pool: PgPool) {
     .await;
     assert_eq!(actor(&pool, "did:plc:carol2ggjmksahdcvelwfyzu").await, None);
 }
+
+/// Issue #4: a committed batch notifies readers of the views it changed, a like and its
+/// delete naming the liked track, so the appview's caches never serve stale counts.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn batches_notify_the_views_they_change(pool: PgPool) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .expect("listener");
+    listener.listen(notify::CHANNEL).await.expect("listen");
+    let track_uri = uri(ALICE, "track", &tid(100));
+    let like_key = tid(200);
+    ingest(&pool, &[track(1, ALICE, &tid(100), &tid(1), "One")]).await;
+    ingest(&pool, &[like(2, BOB, &like_key, &tid(2), &track_uri)]).await;
+    ingest(&pool, &[delete(3, BOB, "fm.plyr.like", &like_key, &tid(3))]).await;
+    let mut payloads = Vec::new();
+    for _ in 0..3 {
+        let n = listener.recv().await.expect("notification");
+        let changes: serde_json::Value = serde_json::from_str(n.payload()).expect("json");
+        payloads.push(changes);
+    }
+    assert_eq!(payloads[0]["tracks"], serde_json::json!([track_uri]));
+    assert_eq!(payloads[0]["profiles"], serde_json::json!([ALICE]));
+    assert_eq!(payloads[1]["tracks"], serde_json::json!([track_uri]));
+    assert_eq!(payloads[1]["profiles"], serde_json::json!([BOB]));
+    let deleted = payloads[2]["tracks"].as_array().expect("tracks");
+    assert!(
+        deleted.contains(&serde_json::json!(track_uri)),
+        "the deleted like's subject is named: {deleted:?}"
+    );
+}
