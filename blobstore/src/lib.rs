@@ -40,6 +40,7 @@ mod media;
 mod range;
 mod s3;
 mod store;
+mod transcode;
 
 pub use backend::{
     BlobBackend, BlobRead, ByteChunks, ListScope, ListedObject, ObjectMeta, Promotion, TempUpload,
@@ -58,4 +59,7 @@ pub use s3::{DEFAULT_PART_SIZE, S3Backend, S3Config};
 pub use store::{
     BlobStore, DEFAULT_MAX_UPLOAD_BYTES, PendingMedia, PutLimits, StoredBlob, StoredRendition,
     ValidatedBlob,
+};
+pub use transcode::{
+    TranscodeError, TranscodeLimits, WEB_RENDITION, WEB_RENDITION_MIME, transcode_web,
 };

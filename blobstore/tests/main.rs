@@ -10,3 +10,5 @@ mod media_fixtures;
 mod specific;
 /// The shared suite, run against both backends.
 mod suite;
+/// Web renditions by ffmpeg, and failures that leave the original.
+mod transcode;
