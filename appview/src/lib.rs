@@ -4,7 +4,9 @@
 //! after the lexicon noun (`track.rs`, `like.rs`, ...) which bounds its params (`params.rs`,
 //! `cursor.rs`) -> one function per SQL query (`queries/`) -> lexicon views (`views.rs`). Every
 //! failure becomes an `{"error","message"}` body (`error.rs`). The indexer writes the tables;
-//! this crate only reads them, and never serves content of inactive actors.
+//! this crate only reads them, and never serves content of inactive actors. Beside XRPC,
+//! `web/` answers the plyr.fm web client's REST API (upstream's paths, JSON and errors) from the
+//! same queries, so the unchanged client runs against this index.
 //!
 //! ```no_run
 //! # async fn run(pool: sqlx::PgPool) -> std::io::Result<()> {
