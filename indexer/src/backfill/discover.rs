@@ -66,7 +66,15 @@ pub(super) async fn discover(
                 };
                 match all.run(&mut found, progress, shutdown).await? {
                     Outcome::Done => {}
-                    Outcome::Interrupted | Outcome::NotImplemented => return Ok(found),
+                    Outcome::Interrupted => return Ok(found),
+                    Outcome::NotImplemented => {
+                        return Err(BackfillError::Discovery {
+                            host: key,
+                            source: IdentityError::NotFound {
+                                subject: "com.atproto.sync.listRepos".to_owned(),
+                            },
+                        });
+                    }
                 }
                 // listRepos covered every collection.
                 for collection in &collections {
