@@ -233,6 +233,10 @@ struct ServeArgs {
     /// (S3 only); served directly when unset.
     #[arg(long, env = "BLOB_REDIRECT_SECS")]
     blob_redirect_secs: Option<u64>,
+    /// The ffmpeg binary that makes web renditions of AIFF and ALAC uploads (a subprocess
+    /// with a timeout and CPU/memory limits); `none` turns the transcoder off.
+    #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
+    ffmpeg: String,
     /// Minutes between background blob garbage-collection passes.
     #[arg(long, env = "GC_INTERVAL_MINUTES", default_value_t = 60)]
     gc_interval_minutes: u64,
@@ -587,6 +591,17 @@ async fn spawn_server(
     };
     let gc_pool = state_pool.clone();
     let gc_shutdown = shutdown.clone();
+    if args.ffmpeg != "none" {
+        let limits = plyr_blobstore::TranscodeLimits {
+            ffmpeg: args.ffmpeg.clone().into(),
+            ..plyr_blobstore::TranscodeLimits::default()
+        };
+        let (db, store, stop) = (state_pool.clone(), store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            plyr_appview_xrpc::run_transcoder(db, store, limits, TRANSCODE_IDLE, stop).await;
+            Ok(())
+        });
+    }
     tasks.spawn(async move {
         plyr_appview_xrpc::run_gc(gc_pool, store, gc, gc_shutdown).await;
         Ok(())
@@ -598,6 +613,9 @@ async fn spawn_server(
     });
     Ok(())
 }
+
+/// Pause of the transcode worker when nothing is due: uploads needing one are rare.
+const TRANSCODE_IDLE: Duration = Duration::from_secs(30);
 
 /// How often progress is logged when stderr is not a terminal.
 const BACKFILL_LOG_EVERY: Duration = Duration::from_secs(5);

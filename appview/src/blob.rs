@@ -71,6 +71,7 @@ pub(crate) fn router() -> Router<AppState> {
             post(upload_blob).fallback(wrong_verb),
         )
         .route("/blob/{cid}", get(get_blob))
+        .route("/blob/{cid}/{rendition}", get(get_rendition))
         .layer(TraceLayer::new_for_http())
         .layer(CorsLayer::permissive())
 }
@@ -305,14 +306,86 @@ async fn get_blob(
         return Err(not_found().into());
     }
     let size = u64::try_from(row.size).map_err(|_| not_found())?;
-    let etag = format!("\"{parsed}\"");
+    let object = Object {
+        key: BlobKey::Blob(parsed),
+        mime: &row.mime,
+        size,
+        etag: format!("\"{parsed}\""),
+        cache: IMMUTABLE,
+    };
+    serve(&blobs, object, &method, &headers).await
+}
+
+/// `GET`/`HEAD /blob/{cid}/{rendition}`: the web rendition the blob row names, or the cover
+/// thumbnail, under the same rules as the blob (hidden blobs' renditions are hidden too).
+async fn get_rendition(
+    State(blobs): State<Option<BlobService>>,
+    State(db): State<PgPool>,
+    Path((cid, name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, BlobError> {
+    let blobs = blobs.ok_or_else(|| XrpcError::NotFound("no blob store configured".into()))?;
+    let parsed: BlobCid = cid
+        .parse()
+        .map_err(|e| XrpcError::InvalidRequest(format!("bad blob cid: {e}")))?;
+    let not_found = || XrpcError::NotFound(format!("no rendition {name} of {parsed}"));
+    let row = q::blob(&db, &cid).await?.ok_or_else(not_found)?;
+    let mime = if row.web_rendition.as_deref() == Some(name.as_str()) {
+        plyr_blobstore::WEB_RENDITION_MIME
+    } else if name == plyr_blobstore::THUMBNAIL_RENDITION {
+        "image/jpeg"
+    } else {
+        return Err(not_found().into());
+    };
+    if row.hidden {
+        return Err(not_found().into());
+    }
+    let rendition: plyr_blobstore::RenditionName = name.parse().map_err(|_| not_found())?;
+    let key = BlobKey::rendition(parsed, rendition);
+    let meta = blobs.store.head(key.clone()).await?.ok_or_else(not_found)?;
+    let object = Object {
+        key,
+        mime,
+        size: meta.size,
+        etag: format!("\"{parsed}/{name}\""),
+        // A rendition may be re-encoded: cached for a day, not forever.
+        cache: "public, max-age=86400",
+    };
+    serve(&blobs, object, &method, &headers).await
+}
+
+/// What [`serve`] sends.
+struct Object<'a> {
+    key: BlobKey,
+    mime: &'a str,
+    size: u64,
+    etag: String,
+    cache: &'static str,
+}
+
+/// Answers a read of `object`: 304 on a matching `If-None-Match`, a redirect to a presigned
+/// URL when configured, else the bytes (206 for a satisfiable Range, 416 otherwise).
+async fn serve(
+    blobs: &BlobService,
+    object: Object<'_>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, BlobError> {
+    let Object {
+        key,
+        mime,
+        size,
+        etag,
+        cache,
+    } = object;
     let mut response = Response::builder()
         .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, IMMUTABLE)
+        .header(header::CACHE_CONTROL, cache)
         .header(header::CONTENT_SECURITY_POLICY, CSP)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_TYPE, &row.mime);
+        .header(header::CONTENT_TYPE, mime);
     let matches_etag = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -323,11 +396,10 @@ async fn get_blob(
             .body(Body::empty())
             .map_err(|e| XrpcError::Internal(e.to_string()))?);
     }
-    let key = BlobKey::Blob(parsed);
     if let Some(ttl) = blobs.redirect_ttl
         && let Some(url) = blobs
             .store
-            .presign_get(key.clone(), ttl, Some(&row.mime))
+            .presign_get(key.clone(), ttl, Some(mime))
             .await?
     {
         // The presigned URL expires, so the redirect itself must not be cached for long.
@@ -338,13 +410,13 @@ async fn get_blob(
             .body(Body::empty())
             .map_err(|e| XrpcError::Internal(e.to_string()))?);
     }
-    let range = requested_range(&headers);
+    let range = requested_range(headers);
     if let Some(range) = range
         && range.resolve(size).is_none()
     {
         return Err(BlobError::RangeNotSatisfiable(size));
     }
-    if method == Method::HEAD {
+    if *method == Method::HEAD {
         let (status, span) = match range.and_then(|r| r.resolve(size)) {
             Some(span) => (StatusCode::PARTIAL_CONTENT, span),
             None => (StatusCode::OK, 0..size),
@@ -358,11 +430,11 @@ async fn get_blob(
             .body(Body::empty())
             .map_err(|e| XrpcError::Internal(e.to_string()))?);
     }
-    let read = match blobs.store.get_range(key, range).await {
+    let read = match blobs.store.get_range(key.clone(), range).await {
         Ok(Some(read)) => read,
         Ok(None) => {
-            tracing::warn!(%parsed, "blob row without an object");
-            return Err(not_found().into());
+            tracing::warn!(%key, "blob row without an object");
+            return Err(XrpcError::NotFound(format!("no object {key}")).into());
         }
         Err(StoreError::RangeNotSatisfiable { size, .. }) => {
             return Err(BlobError::RangeNotSatisfiable(size));

@@ -30,6 +30,7 @@ mod params;
 mod queries;
 mod routes;
 mod track;
+mod transcode;
 mod views;
 mod web;
 mod well_known;
@@ -38,6 +39,7 @@ pub use auth::{Authenticated, Authenticator, Viewer};
 pub use blob::BlobService;
 pub use gc::{GcConfig, GcError, GcReport, collect_garbage, run_gc};
 pub use routes::router;
+pub use transcode::{TranscodeReport, run_transcoder, transcode_pending};
 pub use web::WebConfig;
 pub use well_known::{SERVICE_ID, ServiceIdentity};
 

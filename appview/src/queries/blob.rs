@@ -210,3 +210,35 @@ pub(crate) async fn known(db: &PgPool, cid: &str) -> Result<bool, sqlx::Error> {
         .fetch_one(db)
         .await
 }
+
+/// Blobs that need a web rendition and have neither one nor a failed attempt: AIFF, and ALAC
+/// in MP4.
+#[tracing::instrument(skip(db))]
+pub(crate) async fn transcode_due(db: &PgPool, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select cid from blob \
+         where web_rendition is null and transcode_error is null \
+           and (mime = 'audio/aiff' or (mime = 'audio/mp4' and codec = 'alac')) \
+         order by stored_at limit $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Records a transcode: the rendition's name, or why it failed (never retried by itself).
+#[tracing::instrument(skip(db))]
+pub(crate) async fn record_transcode(
+    db: &PgPool,
+    cid: &str,
+    rendition: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update blob set web_rendition = $2, transcode_error = $3 where cid = $1")
+        .bind(cid)
+        .bind(rendition)
+        .bind(error)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -577,3 +577,86 @@ async fn track_view_says_how_its_audio_was_mirrored(db: PgPool) {
     .await;
     assert!(body["track"].get("audio").is_none(), "{body}");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn aiff_gets_a_web_rendition_served_beside_it(db: PgPool) {
+    let env = env(&db, 1 << 30).await;
+    let aiff = fx::aiff(fx::RATE / 2);
+    let cid = cid_of(&aiff);
+    let (status, body) = env
+        .upload(&aiff, Some("audio/aiff"), Some(&env.token()), true)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let limits = plyr_blobstore::TranscodeLimits::default();
+    let report = plyr_appview_xrpc::transcode_pending(&db, &env.store, &limits)
+        .await
+        .expect("transcode pass");
+    assert_eq!((report.transcoded, report.failed), (1, 0));
+    // Done once: nothing is due any more.
+    let again = plyr_appview_xrpc::transcode_pending(&db, &env.store, &limits)
+        .await
+        .expect("transcode pass");
+    assert_eq!(again, plyr_appview_xrpc::TranscodeReport::default());
+
+    let web = env.read("GET", &format!("/blob/{cid}/web.flac"), &[]).await;
+    assert_eq!(web.status, StatusCode::OK);
+    assert_eq!(web.header("content-type"), Some("audio/flac"));
+    assert_eq!(&web.body[..4], b"fLaC");
+    let part = env
+        .read(
+            "GET",
+            &format!("/blob/{cid}/web.flac"),
+            &[("range", "bytes=0-3")],
+        )
+        .await;
+    assert_eq!(
+        (part.status, part.body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &b"fLaC"[..])
+    );
+    // The original is still served as it was uploaded.
+    let original = env.read("GET", &format!("/blob/{cid}"), &[]).await;
+    assert_eq!(original.body, aiff.to_vec());
+    for unknown in ["web.mp3", "thumb-512.jpg", "..%2Fetc"] {
+        let missing = env
+            .read("GET", &format!("/blob/{cid}/{unknown}"), &[])
+            .await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{unknown}");
+    }
+
+    actor(&db, "did:plc:a", Some("a.test")).await;
+    let uri = track(&db, "did:plc:a", "3kaaaaaaaaaa2", 100).await;
+    use_audio(&db, &uri, &cid, aiff.len()).await;
+    sqlx::query(
+        "insert into track_audio (track_uri, cid, source, verified) values ($1, $2, 'blob', true)",
+    )
+    .bind(&uri)
+    .bind(&cid)
+    .execute(&db)
+    .await
+    .expect("track_audio");
+    let body = ok(&db, "fm.plyr.feed.getTrack", &format!("uri={}", enc(&uri))).await;
+    assert_eq!(body["track"]["audio"]["webRendition"], "web.flac");
+    assert_eq!(body["track"]["audio"]["mimeType"], "audio/aiff");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn cover_thumbnails_are_served(db: PgPool) {
+    let env = env(&db, 1 << 30).await;
+    let png = fx::image(900, 300, image::ImageFormat::Png);
+    let cid = cid_of(&png);
+    let (status, _) = env
+        .upload(&png, Some("image/png"), Some(&env.token()), true)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let thumb = env
+        .read("GET", &format!("/blob/{cid}/thumb-512.jpg"), &[])
+        .await;
+    assert_eq!(thumb.status, StatusCode::OK);
+    assert_eq!(thumb.header("content-type"), Some("image/jpeg"));
+    assert_eq!(
+        thumb.header("content-security-policy"),
+        Some("default-src 'none'; sandbox")
+    );
+    let decoded = image::load_from_memory(&thumb.body).expect("thumbnail decodes");
+    assert_eq!((decoded.width(), decoded.height()), (512, 512));
+}
