@@ -41,6 +41,7 @@ mod directory;
 mod event;
 mod fold;
 mod handles;
+mod labels;
 mod mirror;
 mod record;
 mod relay;
@@ -64,6 +65,7 @@ pub use backfill::{
     BackfillConfig, BackfillError, BackfillProgress, BackfillSummary, BackfillTarget, backfill,
 };
 pub use handles::resolve_handles;
+pub use labels::{LabelerConfig, run_labeler};
 pub use mirror::{Mirror, MirrorConfig, MirrorError, MirrorReport};
 pub use relay::{RelayConfig, run_relay};
 

@@ -118,6 +118,24 @@ impl Loopback {
         lock(&self.world.docs).insert(did.to_owned(), doc);
     }
 
+    /// Serves a labeler's document: its `#atproto_labeler` service at `endpoint`.
+    pub(crate) fn set_labeler_doc(&self, did: &str, endpoint: &str) {
+        let doc = json!({
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": did,
+            "alsoKnownAs": [],
+            "verificationMethod": [{
+                "id": format!("{did}#atproto_label"), "type": "Multikey", "controller": did,
+                "publicKeyMultibase": KEY_A,
+            }],
+            "service": [{
+                "id": "#atproto_labeler", "type": "AtprotoLabeler",
+                "serviceEndpoint": endpoint.trim_end_matches('/'),
+            }],
+        });
+        lock(&self.world.docs).insert(did.to_owned(), doc);
+    }
+
     /// What getRepoStatus answers for `did`.
     pub(crate) fn set_status(&self, did: &str, answer: RepoAnswer) {
         lock(&self.world.statuses).insert(did.to_owned(), answer);

@@ -8,6 +8,7 @@ mod commits;
 mod counts;
 mod did_doc;
 mod identity;
+pub(crate) mod labels;
 mod notify;
 mod repos;
 mod snapshot;

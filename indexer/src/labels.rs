@@ -1,0 +1,425 @@
+//! The `com.atproto.label.subscribeLabels` client: follows one labeler (its `#atproto_labeler`
+//! endpoint resolved from its DID document), decodes `#labels` and `#info` frames, keeps the
+//! labels whose `src` is that labeler, and stores each frame's labels with the labeler's seq in
+//! one transaction; reconnects forever with capped backoff from the last committed seq.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::{SinkExt, StreamExt};
+use plyr_identity::{Did, Resolver};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::IndexerError;
+use crate::store::labels as store;
+
+/// First reconnect delay; doubles per failed attempt.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// Longest reconnect delay: a restarting labeler is back within a minute.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that lived this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// How often we ping: labelers are quiet for hours, and the pong proves the link is alive.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// No message (pongs included) for this long means the connection is dead (half-open TCP).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest frame read: the event-stream spec's 5 MB limit.
+const MAX_MESSAGE_BYTES: usize = 5 << 20;
+/// Longest label value the spec allows, in bytes.
+const MAX_VAL_BYTES: usize = 128;
+
+/// Skip reason of a frame that is not a well-formed label stream frame.
+pub(crate) const MALFORMED_LABEL_FRAME: &str = "malformed_label_frame";
+/// Skip reason of a label whose `src` is not the labeler we subscribed to.
+pub(crate) const FOREIGN_LABEL_SRC: &str = "foreign_label_src";
+/// Skip reason of a label with a bad subject, value or timestamp.
+pub(crate) const INVALID_LABEL: &str = "invalid_label";
+
+/// Which labeler to follow.
+#[derive(Debug, Clone)]
+pub struct LabelerConfig {
+    /// The labeler's DID: its document names the endpoint, and every label must carry it as
+    /// `src`.
+    pub did: Did,
+    /// Resolves the DID document (PLC or did:web).
+    pub resolver: Resolver,
+}
+
+impl LabelerConfig {
+    /// The `consumer_cursor.source` this labeler's seq is stored under.
+    pub fn cursor_source(&self) -> String {
+        cursor_source(self.did.as_str())
+    }
+}
+
+/// `labeler:<did>`: the cursor row of a labeler.
+pub(crate) fn cursor_source(did: &str) -> String {
+    format!("labeler:{did}")
+}
+
+/// A label as the labeler sent it (`com.atproto.label.defs#label`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct WireLabel {
+    #[serde(default)]
+    pub ver: Option<i64>,
+    pub src: String,
+    pub uri: String,
+    #[serde(default)]
+    pub cid: Option<String>,
+    pub val: String,
+    #[serde(default)]
+    pub neg: Option<bool>,
+    pub cts: String,
+    #[serde(default)]
+    pub exp: Option<String>,
+    #[serde(default)]
+    pub sig: Option<serde_bytes::ByteBuf>,
+}
+
+/// A checked label, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Label {
+    pub src: String,
+    pub uri: String,
+    pub val: String,
+    pub cid: Option<String>,
+    pub neg: bool,
+    pub cts: DateTime<Utc>,
+    pub exp: Option<DateTime<Utc>>,
+    pub ver: Option<i64>,
+    pub sig: Option<Vec<u8>>,
+}
+
+/// One decoded frame of the label stream.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LabelFrame {
+    /// `#labels`: labels at `seq`.
+    Labels { seq: i64, labels: Vec<WireLabel> },
+    /// `#info` (e.g. `OutdatedCursor`).
+    Info { name: String },
+    /// An error frame; the stream closes after it.
+    Error { error: String },
+    /// A type this client does not know: ignored (spec `event-stream`).
+    Unknown,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    op: i64,
+    #[serde(default)]
+    t: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LabelsBody {
+    seq: i64,
+    labels: Vec<WireLabel>,
+}
+
+#[derive(Deserialize)]
+struct InfoBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// A frame that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed label frame: {0}")]
+pub(crate) struct FrameError(String);
+
+/// Decodes one binary frame: a DAG-CBOR header `{op, t}`, then the body.
+pub(crate) fn decode(bytes: &[u8]) -> Result<LabelFrame, FrameError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(FrameError(format!("{} bytes", bytes.len())));
+    }
+    let mut de = serde_ipld_dagcbor::de::Deserializer::from_slice(bytes);
+    let header = Header::deserialize(&mut de).map_err(|e| FrameError(format!("header: {e}")))?;
+    let body_err = |e: serde_ipld_dagcbor::DecodeError<std::convert::Infallible>| {
+        FrameError(format!("body: {e}"))
+    };
+    let frame = match (header.op, header.t.as_deref()) {
+        (1, Some("#labels")) => {
+            let body = LabelsBody::deserialize(&mut de).map_err(body_err)?;
+            LabelFrame::Labels {
+                seq: body.seq,
+                labels: body.labels,
+            }
+        }
+        (1, Some("#info")) => LabelFrame::Info {
+            name: InfoBody::deserialize(&mut de).map_err(body_err)?.name,
+        },
+        (-1, _) => LabelFrame::Error {
+            error: ErrorBody::deserialize(&mut de).map_err(body_err)?.error,
+        },
+        _ => {
+            IgnoredAny::deserialize(&mut de).map_err(body_err)?;
+            LabelFrame::Unknown
+        }
+    };
+    de.end()
+        .map_err(|e| FrameError(format!("after body: {e}")))?;
+    Ok(frame)
+}
+
+/// Checks a label from the stream of labeler `labeler`: `Err` names the skip reason.
+pub(crate) fn check(labeler: &str, wire: WireLabel) -> Result<Label, &'static str> {
+    if wire.src != labeler {
+        return Err(FOREIGN_LABEL_SRC);
+    }
+    let subject_ok =
+        (wire.uri.starts_with("at://") || wire.uri.starts_with("did:")) && wire.uri.len() <= 8192;
+    if !subject_ok || wire.val.is_empty() || wire.val.len() > MAX_VAL_BYTES {
+        return Err(INVALID_LABEL);
+    }
+    let cts = timestamp(&wire.cts).ok_or(INVALID_LABEL)?;
+    let exp = match wire.exp.as_deref() {
+        None => None,
+        Some(exp) => Some(timestamp(exp).ok_or(INVALID_LABEL)?),
+    };
+    Ok(Label {
+        src: wire.src,
+        uri: wire.uri,
+        val: wire.val,
+        cid: wire.cid,
+        neg: wire.neg.unwrap_or(false),
+        cts,
+        exp,
+        ver: wire.ver,
+        sig: wire.sig.map(serde_bytes::ByteBuf::into_vec),
+    })
+}
+
+fn timestamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The labels of one frame, checked, one per (src, uri, val): the newest by `cts` wins (a
+/// later one in the frame on a tie), as the table keeps them. Skips by reason beside them.
+pub(crate) fn prepare(
+    labeler: &str,
+    wire: Vec<WireLabel>,
+) -> (Vec<Label>, HashMap<&'static str, i64>) {
+    let mut skips: HashMap<&'static str, i64> = HashMap::new();
+    let mut newest: HashMap<(String, String, String), Label> = HashMap::new();
+    for label in wire {
+        match check(labeler, label) {
+            Err(reason) => *skips.entry(reason).or_default() += 1,
+            Ok(label) => {
+                let key = (label.src.clone(), label.uri.clone(), label.val.clone());
+                match newest.get(&key) {
+                    Some(kept) if kept.cts > label.cts => {}
+                    _ => {
+                        newest.insert(key, label);
+                    }
+                }
+            }
+        }
+    }
+    (newest.into_values().collect(), skips)
+}
+
+/// The websocket URL of `endpoint`'s subscribeLabels, from `cursor` when there is one.
+pub(crate) fn subscribe_url(endpoint: &Url, cursor: Option<i64>) -> Result<Url, String> {
+    let mut url = endpoint.clone();
+    let scheme = match endpoint.scheme() {
+        "https" | "wss" => "wss",
+        "http" | "ws" => "ws",
+        other => return Err(format!("labeler endpoint scheme {other:?} is not http(s)")),
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| format!("cannot use scheme {scheme} for {endpoint}"))?;
+    let path = format!(
+        "{}/xrpc/com.atproto.label.subscribeLabels",
+        endpoint.path().trim_end_matches('/')
+    );
+    url.set_path(&path);
+    url.set_query(None);
+    if let Some(cursor) = cursor {
+        url.query_pairs_mut()
+            .append_pair("cursor", &cursor.to_string());
+    }
+    Ok(url)
+}
+
+/// Why a connection ended.
+enum End {
+    /// Shutdown: stop for good.
+    Stop,
+    /// Resolution, connection or a transient database failure: reconnect.
+    Lost(String),
+    /// Postgres refused a write for good.
+    Failed(crate::StoreError),
+}
+
+/// Follows `config`'s labeler into `pool` until `shutdown`, resuming from the seq stored under
+/// `labeler:<did>` (from the start, `cursor=0`, the first time: a labeler's whole history is
+/// small and every label in it may still be in force).
+pub async fn run_labeler(
+    pool: PgPool,
+    config: LabelerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), IndexerError> {
+    let source = config.cursor_source();
+    let mut cursor = crate::store::last_cursor(&pool, &source).await?;
+    tracing::info!(labeler = %config.did, ?cursor, "labeler subscription starting");
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let started = Instant::now();
+        let end = connect(&pool, &config, &source, &mut cursor, &shutdown).await;
+        match end {
+            End::Stop => return Ok(()),
+            End::Failed(e) => return Err(IndexerError::Store(e)),
+            End::Lost(reason) => {
+                if started.elapsed() >= HEALTHY_AFTER {
+                    backoff = BACKOFF_MIN;
+                }
+                tracing::warn!(labeler = %config.did, %reason, retry_in = ?backoff,
+                    "labeler connection lost");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn connect(
+    pool: &PgPool,
+    config: &LabelerConfig,
+    source: &str,
+    cursor: &mut Option<i64>,
+    shutdown: &CancellationToken,
+) -> End {
+    // Resolved on every connection: a labeler that moved is found at its new endpoint.
+    let doc = tokio::select! {
+        _ = shutdown.cancelled() => return End::Stop,
+        doc = config.resolver.resolve_did(&config.did) => doc,
+    };
+    let endpoint = match doc {
+        Err(e) => return End::Lost(format!("resolving the labeler: {e}")),
+        Ok(doc) => match doc.service_endpoint("atproto_labeler") {
+            Some(endpoint) => endpoint,
+            None => return End::Lost("no #atproto_labeler service in its document".into()),
+        },
+    };
+    let url = match subscribe_url(&endpoint, Some(cursor.unwrap_or(0))) {
+        Ok(url) => url,
+        Err(reason) => return End::Lost(reason),
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES));
+    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), true);
+    let ws = tokio::select! {
+        _ = shutdown.cancelled() => return End::Stop,
+        connected = connect => match connected {
+            Ok((ws, _)) => ws,
+            Err(e) => return End::Lost(format!("connect: {e}")),
+        },
+    };
+    tracing::info!(labeler = %config.did, %url, "connected to labeler");
+    read(pool, config.did.as_str(), source, cursor, ws, shutdown).await
+}
+
+async fn read<S>(
+    pool: &PgPool,
+    labeler: &str,
+    source: &str,
+    cursor: &mut Option<i64>,
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    shutdown: &CancellationToken,
+) -> End
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut last_message = Instant::now();
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return End::Stop,
+            _ = tokio::time::sleep_until(last_message + IDLE_TIMEOUT) => {
+                return End::Lost("no message within the idle timeout".into());
+            }
+            _ = ping.tick() => {
+                if let Err(e) = ws.send(Message::Ping(Default::default())).await {
+                    return End::Lost(format!("ping: {e}"));
+                }
+                continue;
+            }
+            message = ws.next() => message,
+        };
+        last_message = Instant::now();
+        let bytes = match message {
+            None => return End::Lost("stream ended".into()),
+            Some(Err(e)) => return End::Lost(e.to_string()),
+            Some(Ok(Message::Close(frame))) => return End::Lost(format!("closed: {frame:?}")),
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Text(_))) => {
+                if let Err(end) = count_malformed(pool, "text message on a binary stream").await {
+                    return end;
+                }
+                continue;
+            }
+            Some(Ok(_)) => continue,
+        };
+        let frame = match decode(&bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                if let Err(end) = count_malformed(pool, &e.to_string()).await {
+                    return end;
+                }
+                continue;
+            }
+        };
+        match frame {
+            LabelFrame::Labels { seq, labels } => {
+                // A reconnect replays from the stored seq; anything at or below it is stored.
+                if cursor.is_some_and(|at| seq <= at) {
+                    continue;
+                }
+                let (labels, skips) = prepare(labeler, labels);
+                match store::apply_labels(pool, source, seq, &labels, &skips).await {
+                    Ok(()) => *cursor = Some(seq),
+                    Err(e) if e.is_transient() => return End::Lost(format!("{:#}", e)),
+                    Err(e) => return End::Failed(e),
+                }
+            }
+            LabelFrame::Info { name } => {
+                tracing::info!(%labeler, %name, "labeler info");
+            }
+            LabelFrame::Error { error } => {
+                return End::Lost(format!("error frame: {error}"));
+            }
+            LabelFrame::Unknown => {}
+        }
+    }
+}
+
+async fn count_malformed(pool: &PgPool, detail: &str) -> Result<(), End> {
+    tracing::warn!(%detail, "malformed label frame");
+    match store::count_skip(pool, MALFORMED_LABEL_FRAME, detail).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_transient() => Err(End::Lost(format!("{e:#}"))),
+        Err(e) => Err(End::Failed(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
