@@ -1,9 +1,12 @@
 //! Artists: `/artists/by-handle/{handle}`, `/artists/{did}` and `/artists/{did}/analytics`, and
 //! the handle-or-DID lookup every artist-scoped endpoint shares.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgPool;
 
 use super::error::WebError;
@@ -86,6 +89,40 @@ pub async fn by_did(
         return Err(WebError::NotFound("artist not found".into()));
     }
     Ok(Json(Artist::from(card(&db, &did).await?)))
+}
+
+/// Most DIDs one `/artists/batch` call may name (a page of supporters is far fewer).
+const MAX_BATCH: usize = 100;
+
+/// `POST /artists/batch` with a JSON array of DIDs: an object from each known, active DID to its
+/// Artist; unknown DIDs are left out.
+pub async fn batch(
+    State(db): State<PgPool>,
+    body: axum::body::Bytes,
+) -> Result<Json<HashMap<String, Artist>>, WebError> {
+    let dids: Vec<String> = serde_json::from_slice(&body).map_err(|e| WebError::Validation {
+        kind: "list_type",
+        location: "body",
+        name: "dids",
+        message: format!("Input should be a valid list of strings: {e}"),
+        input: Value::Null,
+    })?;
+    if dids.len() > MAX_BATCH {
+        return Err(WebError::Validation {
+            kind: "too_long",
+            location: "body",
+            name: "dids",
+            message: format!("List should have at most {MAX_BATCH} items"),
+            input: Value::Null,
+        });
+    }
+    Ok(Json(
+        queries::actor::cards(&db, &dids)
+            .await?
+            .into_iter()
+            .map(|card| (card.did.clone(), Artist::from(card)))
+            .collect(),
+    ))
 }
 
 /// A track in the analytics: `play_count` holds likes in `top_liked` (upstream's quirk).

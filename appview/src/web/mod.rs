@@ -173,6 +173,7 @@ fn routes() -> Router<AppState> {
         .route("/tracks/{id}/ref/{code}/click", post(track::ref_click))
         .route("/audio/{file_id}", get(audio::audio))
         .route("/artists/by-handle/{handle}", get(artist::by_handle))
+        .route("/artists/batch", post(artist::batch))
         .route("/artists/{did}", get(artist::by_did))
         .route("/artists/{did}/analytics", get(artist::analytics))
         .route("/albums/{handle}", get(album::artist_albums))

@@ -135,3 +135,28 @@ async fn a_users_likes_newest_first(db: PgPool) {
     assert_eq!(by_did, body);
     detail(&db, "/users/nobody.test/likes", 404, "user not found").await;
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn artists_in_a_batch(db: PgPool) {
+    actor(&db, ALICE, Some("alice.test")).await;
+    actor(&db, BOB, Some("bob.test")).await;
+    hide(&db, BOB, None).await;
+    let batch = |body: &'static str| {
+        crate::support::send_body(
+            plyr_appview_xrpc::AppState::new(db.clone()),
+            "POST",
+            "/artists/batch",
+            &[("content-type", "application/json")],
+            axum::body::Body::from(body),
+        )
+    };
+    let reply = batch(r#"["did:plc:alice", "did:plc:bob", "did:plc:nobody"]"#).await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.body);
+    let map = reply.body.as_object().expect("an object keyed by DID");
+    assert_eq!(map.keys().collect::<Vec<_>>(), [ALICE]);
+    schema::check(&reply.body[ALICE], &schema::artist());
+    assert_eq!(reply.body[ALICE]["handle"], "alice.test");
+    let bad = batch(r#"{"not": "a list"}"#).await;
+    assert_eq!(bad.status.as_u16(), 422);
+    schema::check(&bad.body, &schema::validation());
+}

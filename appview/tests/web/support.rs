@@ -36,12 +36,23 @@ pub async fn send_with(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
+    send_body(state, method, path, headers, Body::empty()).await
+}
+
+/// Sends a request with a body through a router built from `state`.
+pub async fn send_body(
+    state: AppState,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> Reply {
     let app = router(state);
     let mut req = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
-    let req = req.body(Body::empty()).expect("valid request");
+    let req = req.body(body).expect("valid request");
     let resp = app.oneshot(req).await.expect("router is infallible");
     let status = resp.status();
     let headers = resp.headers().clone();
