@@ -767,3 +767,64 @@ async fn an_interrupted_backfill_resumes(pool: PgPool) {
     assert_eq!(host.repo_hits(first), 1);
     host.stop().await;
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn an_oversized_repo_is_refused_before_it_is_read(pool: PgPool) {
+    let host = Host::start(false, 10).await;
+    let mut alice = Actor::new('a', 1);
+    alice.create("fm.plyr.track", &tid(1), track_record("One"));
+    host.publish(&alice);
+    let small = SyncClient::new(SyncConfig {
+        allow_loopback: true,
+        max_repo_bytes: 64,
+        ..SyncConfig::default()
+    })
+    .expect("sync client");
+    let ctx = SyncContext::new(
+        pool.clone(),
+        Directory::new(pool.clone(), host.resolver()),
+        ns(),
+        small,
+    );
+    let err = sync_repo(&ctx, &alice.did())
+        .await
+        .expect_err("over the cap");
+    let SyncError::Fetch { source, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(source.kind(), plyr_identity::IdentityErrorKind::TooLarge);
+    assert!(
+        !err.is_rejection(),
+        "not the repo's fault: not counted as forged"
+    );
+    assert_eq!(count(&pool, "select count(*) from record").await, 0);
+    host.stop().await;
+}
+
+#[test]
+fn a_real_repository_is_checked_against_its_did_and_key() {
+    const LITTLE_CAR: &[u8] = include_bytes!("../../../repo/tests/fixtures/little.car");
+    let limits = plyr_repo::CarLimits {
+        max_bytes: 1 << 20,
+        max_blocks: 10_000,
+        max_block_bytes: 1 << 20,
+    };
+    let real = plyr_repo::Repo::read(LITTLE_CAR, &limits).expect("real repo");
+    let did = Did::new(&real.commit().did).expect("its DID");
+    let other_key = RepoBuilder::new("did:plc:x", [9; 32])
+        .expect("builder")
+        .public_key();
+    let cases = [
+        (did.clone(), "bad_signature"),
+        (Actor::new('z', 9).did(), "fields_mismatch"),
+    ];
+    for (asked, reason) in cases {
+        let err = super::sync::read_snapshot(LITTLE_CAR, &asked, &other_key, &ns(), &limits)
+            .expect_err("not verifiable with this key");
+        assert_eq!(err.reason(), reason, "{err}");
+    }
+    // Cut short: the CAR itself is refused.
+    let err = super::sync::read_snapshot(&LITTLE_CAR[..1000], &did, &other_key, &ns(), &limits)
+        .expect_err("truncated");
+    assert_eq!(err.reason(), "malformed_car", "{err}");
+}
