@@ -1,6 +1,7 @@
 //! Backfill against the reference PDS: `plyr-appview backfill --all` into an empty database,
 //! with no live source, gives the same XRPC answers as the relay path over the same history.
 
+use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use sqlx::{Connection, PgPool};
@@ -28,18 +29,14 @@ impl Sibling {
             .rsplit_once('/')
             .map(|(b, _)| b)
             .expect("database URL path");
-        let name = format!(
-            "{}_{suffix}",
-            of.connect_options().get_database().expect("test database")
-        );
+        // Postgres truncates names to 63 bytes, and sqlx's test names are about that long: a
+        // suffixed one would silently name the test's own database. A short random one instead.
+        let salt = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let name = format!("plyr_e2e_{suffix}_{salt:016x}");
         let admin = format!("{base}/postgres");
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            r#"drop database if exists "{name}" with (force)"#
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("drop stale sibling");
         sqlx::query(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
             .execute(&mut conn)
             .await
