@@ -5,6 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use sqlx::PgPool;
 
+use crate::cache::ViewCache;
 use crate::error::XrpcError;
 use crate::params::{self, ActorRef, XrpcQuery};
 use crate::queries;
@@ -22,6 +23,7 @@ pub struct GetProfileParams {
 /// deleted ones "profile not found", since a deleted account should look like it never existed.
 pub async fn get_profile(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     XrpcQuery(p): XrpcQuery<GetProfileParams>,
 ) -> Result<Json<ProfileViewDetailed>, XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
@@ -36,7 +38,8 @@ pub async fn get_profile(
         });
     }
     // Null when the actor went inactive since the lookup.
-    let profile = queries::actor::profile(&db, &row.did)
+    let profile = cache
+        .profile(&db, &row.did)
         .await?
         .ok_or_else(profile_not_found)?;
     Ok(Json(ProfileViewDetailed::from(profile)))

@@ -37,6 +37,9 @@ pub enum XrpcError {
     /// The request ran past the router's timeout.
     #[error("request timed out")]
     Timeout,
+    /// The client sent more requests than its rate limit allows (see `Retry-After`).
+    #[error("rate limit exceeded")]
+    RateLimitExceeded,
     /// A service-auth token was required and missing, or did not verify; `name` is the
     /// spec's (AuthMissing, BadJwt, JwtExpired, BadJwtAudience, BadJwtSignature, ...).
     #[error("{message}")]
@@ -61,6 +64,7 @@ impl XrpcError {
             XrpcError::Database(_) | XrpcError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             XrpcError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             XrpcError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            XrpcError::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -75,6 +79,7 @@ impl XrpcError {
             XrpcError::Database(_) | XrpcError::Internal(_) => "InternalServerError",
             XrpcError::Unavailable(_) => "ServiceUnavailable",
             XrpcError::Timeout => "UpstreamTimeout",
+            XrpcError::RateLimitExceeded => "RateLimitExceeded",
             XrpcError::Unauthorized { name, .. } => name,
         }
     }
@@ -159,6 +164,7 @@ mod tests {
                 "ServiceUnavailable",
             ),
             (XrpcError::Timeout, 504, "UpstreamTimeout"),
+            (XrpcError::RateLimitExceeded, 429, "RateLimitExceeded"),
         ];
         for (err, status, name) in cases {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -19,15 +19,21 @@
 mod actor;
 mod auth;
 mod blob;
+mod cache;
 mod comment;
 mod cursor;
+mod docs;
 mod error;
 mod gc;
 mod health;
+mod http;
 mod like;
 mod list;
+mod metrics;
+mod notify;
 mod params;
 mod queries;
+mod ratelimit;
 mod routes;
 mod track;
 mod transcode;
@@ -37,7 +43,12 @@ mod well_known;
 
 pub use auth::{Authenticated, Authenticator, Viewer};
 pub use blob::BlobService;
+pub use cache::ViewCache;
 pub use gc::{GcConfig, GcError, GcReport, collect_garbage, run_gc};
+pub use http::HttpCacheConfig;
+pub use metrics::{Metrics, MetricsError};
+pub use notify::follow_changes;
+pub use ratelimit::RateLimitConfig;
 pub use routes::router;
 pub use transcode::{TranscodeReport, run_transcoder, transcode_pending};
 pub use web::WebConfig;
@@ -60,6 +71,10 @@ pub struct AppState {
     service: Option<ServiceIdentity>,
     web: Arc<web::WebState>,
     blobs: Option<BlobService>,
+    cache: ViewCache,
+    metrics: Option<Metrics>,
+    rate_limit: Option<ratelimit::RateLimiter>,
+    http_cache: HttpCacheConfig,
 }
 
 impl AppState {
@@ -72,7 +87,32 @@ impl AppState {
             service: None,
             web: Arc::new(web::WebState::new(WebConfig::default())),
             blobs: None,
+            cache: ViewCache::default(),
+            metrics: Metrics::new()
+                .inspect_err(|err| tracing::error!(error = %err, "request metrics disabled"))
+                .ok(),
+            rate_limit: None,
+            http_cache: HttpCacheConfig::default(),
         }
+    }
+
+    /// Serves profiles and track views from `cache` while [`follow_changes`] keeps it
+    /// current ([`serve`] runs it); [`AppState::new`] has a default-sized one.
+    pub fn with_cache(mut self, cache: ViewCache) -> AppState {
+        self.cache = cache;
+        self
+    }
+
+    /// Limits every client (by IP) to `config`'s rate; without it nothing is limited.
+    pub fn with_rate_limit(mut self, config: RateLimitConfig) -> AppState {
+        self.rate_limit = Some(ratelimit::RateLimiter::new(config));
+        self
+    }
+
+    /// How anonymous responses may be cached by clients and proxies.
+    pub fn with_http_cache(mut self, config: HttpCacheConfig) -> AppState {
+        self.http_cache = config;
+        self
     }
 
     /// Serves `/blob/{cid}` and accepts `fm.plyr.blob.uploadBlob` (which also needs an
@@ -126,6 +166,18 @@ impl FromRef<AppState> for Option<Authenticator> {
     }
 }
 
+impl FromRef<AppState> for ViewCache {
+    fn from_ref(state: &AppState) -> ViewCache {
+        state.cache.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<Metrics> {
+    fn from_ref(state: &AppState) -> Option<Metrics> {
+        state.metrics.clone()
+    }
+}
+
 impl FromRef<AppState> for PgPool {
     fn from_ref(state: &AppState) -> PgPool {
         state.db.clone()
@@ -133,7 +185,8 @@ impl FromRef<AppState> for PgPool {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish (each is bounded by the router's request timeout).
+/// finish (each is bounded by the router's request timeout). Beside it, [`follow_changes`]
+/// keeps the state's [`ViewCache`] current.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -142,10 +195,22 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving xrpc");
     // Connect info: the web API's play counting keys anonymous listeners by address.
+    let stop_follower = shutdown.child_token();
+    let follower = tokio::spawn(follow_changes(
+        state.db.clone(),
+        state.cache.clone(),
+        stop_follower.clone(),
+    ));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+        .await;
+    // The follower stops with the server, whatever ended it.
+    stop_follower.cancel();
+    if let Err(err) = follower.await {
+        tracing::error!(error = %err, "change follower panicked");
+    }
+    served?;
     tracing::info!(%addr, "xrpc server stopped");
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::error_handling::HandleErrorLayer;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, any, get};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
@@ -13,7 +14,10 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::XrpcError;
-use crate::{AppState, actor, comment, health, like, list, track, well_known};
+use crate::{
+    AppState, actor, comment, docs, health, http, like, list, metrics, ratelimit, track,
+    well_known,
+};
 
 /// Longest a request may run. Every method is a handful of indexed lookups answered in
 /// milliseconds; past this the pool is starved or the database stuck, and holding the client
@@ -23,10 +27,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The XRPC router: `GET /xrpc/<nsid>` for every method below, 501 MethodNotImplemented for
 /// any other `/xrpc/*` path, with permissive CORS (any origin, no credentials: every method is
 /// a public read) and a request timeout. Beside it, the web client's REST API (`web/`), with
-/// its own credentialed CORS.
+/// its own credentialed CORS. Around everything: request metrics, per-IP rate limiting (when
+/// configured) and HTTP caching headers (`http.rs`).
 pub fn router(state: AppState) -> Router {
     let web = crate::web::router(&state);
-    methods()
+    let mut app = methods()
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
@@ -36,7 +41,15 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(web)
         .merge(crate::blob::router())
-        .with_state(state)
+        .layer(from_fn_with_state(state.http_cache, http::conditional));
+    // Layers added last run first: metrics time everything, 429s included.
+    if let Some(limiter) = state.rate_limit.clone() {
+        app = app.layer(from_fn_with_state(limiter, ratelimit::limit));
+    }
+    if let Some(recorder) = state.metrics.clone() {
+        app = app.layer(from_fn_with_state(recorder, metrics::track));
+    }
+    app.with_state(state)
 }
 
 /// NSID -> handler, one per line.
@@ -44,6 +57,9 @@ pub fn router(state: AppState) -> Router {
 fn methods() -> Router<AppState> {
     Router::new()
         .route("/.well-known/did.json", get(well_known::did_json))
+        .route("/metrics", get(metrics::serve))
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::docs_html))
         .route("/xrpc/_health", query(health::health))
         .route("/xrpc/fm.plyr.actor.getProfile", query(actor::get_profile))
         .route("/xrpc/fm.plyr.feed.getLatestTracks", query(track::get_latest_tracks))

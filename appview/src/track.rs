@@ -10,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::actor::visible_did;
 use crate::auth::Viewer;
+use crate::cache::ViewCache;
 use crate::cursor::{TimeCursor, paginate};
 use crate::error::XrpcError;
 use crate::params::{self, Limit, XrpcQuery};
@@ -65,12 +66,15 @@ pub async fn get_latest_tracks(
 /// fm.plyr.feed.getTrack: one track, or NotFound when it is missing or hidden.
 pub async fn get_track(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<UriParams>,
 ) -> Result<Json<TrackOutput>, XrpcError> {
     let uri = params::record_uri("uri", &params::required("uri", p.uri)?)?;
-    let row = queries::track::by_uri(&db, &uri.uri)
+    let row = cache
+        .tracks(&db, std::slice::from_ref(&uri.uri))
         .await?
+        .pop()
         .ok_or_else(|| XrpcError::NotFound("track not found".to_owned()))?;
     let mut tracks = [TrackView::from(row)];
     with_viewer(&db, &viewer, &mut tracks).await?;
@@ -82,6 +86,7 @@ pub async fn get_track(
 /// out missing and hidden ones.
 pub async fn get_tracks(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<UrisParams>,
 ) -> Result<Json<TracksOutput>, XrpcError> {
@@ -102,7 +107,8 @@ pub async fn get_tracks(
             uris.push(uri.uri);
         }
     }
-    let mut found: HashMap<String, TrackRow> = queries::track::by_uris(&db, &uris)
+    let mut found: HashMap<String, TrackRow> = cache
+        .tracks(&db, &uris)
         .await?
         .into_iter()
         .map(|row| (row.uri.clone(), row))

@@ -42,6 +42,12 @@ impl Catalog {
         Ok(())
     }
 
+    /// The text of every embedded document (`schemas/*.json`) as written, sorted by file
+    /// name: for tools that render the documents themselves (the appview's API docs).
+    pub fn plyr_sources() -> impl Iterator<Item = &'static str> {
+        EMBEDDED.iter().map(|(_, text)| *text)
+    }
+
     /// The document with this NSID.
     pub fn get(&self, nsid: &str) -> Option<&Document> {
         self.docs.get(nsid)

@@ -61,6 +61,7 @@ pub mod comment;
 pub mod health;
 pub mod like;
 pub mod list;
+pub mod metrics;
 pub mod play;
 pub mod stats;
 pub mod track;

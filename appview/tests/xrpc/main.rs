@@ -14,6 +14,8 @@ mod blob;
 mod comment;
 /// Hidden actors: their content is absent from every method.
 mod hidden;
+/// HTTP conventions: caching headers, rate limits, metrics, docs, the view cache.
+mod http;
 /// getLikes and getActorLikes.
 mod like;
 /// getList and getActorLists.

@@ -1,0 +1,221 @@
+//! In-memory hydration caches: profiles by DID and track views by AT-URI (counts included),
+//! bounded, and dropped entry by entry as the indexer's notifications name what changed
+//! (`notify.rs`). Until the listener is connected (and again whenever it loses its connection)
+//! every read goes to Postgres, so a missed notification can never leave a stale entry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use serde::Deserialize;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::queries;
+use crate::queries::actor::ProfileRow;
+use crate::queries::track::TrackRow;
+
+/// Entries kept of each kind: a profile or track row is ~1 KB, so ~100 MB at most each.
+const DEFAULT_CAPACITY: u64 = 100_000;
+
+/// A backstop only: invalidation is by notification, this bounds the damage of a bug in it.
+const TIME_TO_LIVE: Duration = Duration::from_secs(300);
+
+/// The indexer's notify payload when a batch changed too much to list.
+const EVERYTHING: &str = "changed";
+
+/// Profiles and track views, shared by every request.
+#[derive(Debug, Clone)]
+pub struct ViewCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `None`: the actor is unknown or hidden (asked again after a change names them).
+    profiles: Cache<String, Option<ProfileRow>>,
+    /// `None`: the track is missing or hidden.
+    tracks: Cache<String, Option<TrackRow>>,
+    /// Bumped by every invalidation, so a read that raced one does not keep its result.
+    epoch: AtomicU64,
+    /// Whether the listener is connected: only then are entries served.
+    live: watch::Sender<bool>,
+    /// Notifications applied so far (tests wait on it).
+    applied: watch::Sender<u64>,
+}
+
+/// The indexer's change set (`indexer/src/store/notify.rs` writes it).
+#[derive(Debug, Default, Deserialize)]
+struct Changes {
+    #[serde(default)]
+    profiles: Vec<String>,
+    #[serde(default)]
+    authors: Vec<String>,
+    #[serde(default)]
+    tracks: Vec<String>,
+}
+
+impl Default for ViewCache {
+    fn default() -> ViewCache {
+        ViewCache::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl ViewCache {
+    /// Caches of at most `capacity` profiles and as many tracks; served once
+    /// [`follow_changes`](crate::follow_changes) is listening.
+    pub fn new(capacity: u64) -> ViewCache {
+        ViewCache {
+            inner: Arc::new(Inner {
+                profiles: Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(TIME_TO_LIVE)
+                    .build(),
+                tracks: Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(TIME_TO_LIVE)
+                    .support_invalidation_closures()
+                    .build(),
+                epoch: AtomicU64::new(0),
+                live: watch::Sender::new(false),
+                applied: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// Resolves once the listener is connected and entries are served.
+    pub async fn ready(&self) {
+        let mut live = self.inner.live.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = live.wait_for(|live| *live).await;
+    }
+
+    /// Resolves once `count` notifications have been applied in all.
+    pub async fn applied(&self, count: u64) {
+        let mut applied = self.inner.applied.subscribe();
+        let _ = applied.wait_for(|n| *n >= count).await;
+    }
+
+    fn is_live(&self) -> bool {
+        *self.inner.live.borrow()
+    }
+
+    /// Entries are served from now on (the listener is connected), starting empty.
+    pub(crate) fn go_live(&self) {
+        self.clear();
+        self.inner.live.send_replace(true);
+    }
+
+    /// Entries are no longer served, and are dropped: notifications may be missed.
+    pub(crate) fn go_dark(&self) {
+        self.inner.live.send_replace(false);
+        self.clear();
+    }
+
+    fn clear(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.inner.profiles.invalidate_all();
+        self.inner.tracks.invalidate_all();
+    }
+
+    /// Drops what one notification names; anything but a change set drops everything.
+    pub(crate) async fn apply(&self, payload: &str) {
+        let changes = match payload {
+            EVERYTHING => None,
+            json => serde_json::from_str::<Changes>(json)
+                .inspect_err(|err| tracing::warn!(error = %err, "unreadable change notification"))
+                .ok(),
+        };
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        match changes {
+            None => self.clear(),
+            Some(changes) => {
+                for did in changes.profiles.iter().chain(&changes.authors) {
+                    self.inner.profiles.invalidate(did).await;
+                }
+                for uri in &changes.tracks {
+                    self.inner.tracks.invalidate(uri).await;
+                }
+                for did in changes.authors {
+                    let prefix = format!("at://{did}/");
+                    let dropped = self
+                        .inner
+                        .tracks
+                        .invalidate_entries_if(move |uri, _| uri.starts_with(&prefix));
+                    if dropped.is_err() {
+                        // Only when the predicate registry is full: drop everything instead.
+                        self.clear();
+                    }
+                }
+            }
+        }
+        self.inner.applied.send_modify(|n| *n += 1);
+    }
+
+    /// The profile of an active actor, as `queries::actor::profile`.
+    pub(crate) async fn profile(
+        &self,
+        db: &PgPool,
+        did: &str,
+    ) -> Result<Option<ProfileRow>, sqlx::Error> {
+        if !self.is_live() {
+            return queries::actor::profile(db, did).await;
+        }
+        if let Some(hit) = self.inner.profiles.get(did).await {
+            return Ok(hit);
+        }
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let row = queries::actor::profile(db, did).await?;
+        self.inner
+            .profiles
+            .insert(did.to_owned(), row.clone())
+            .await;
+        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
+            // An invalidation may have passed between our read and our insert.
+            self.inner.profiles.invalidate(did).await;
+        }
+        Ok(row)
+    }
+
+    /// The visible tracks among `uris`, as `queries::track::by_uris`: cached ones from memory,
+    /// the rest in one query.
+    pub(crate) async fn tracks(
+        &self,
+        db: &PgPool,
+        uris: &[String],
+    ) -> Result<Vec<TrackRow>, sqlx::Error> {
+        if !self.is_live() {
+            return queries::track::by_uris(db, uris).await;
+        }
+        let mut found = Vec::with_capacity(uris.len());
+        let mut missing = Vec::new();
+        for uri in uris {
+            match self.inner.tracks.get(uri).await {
+                Some(hit) => found.extend(hit),
+                None => missing.push(uri.clone()),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let mut rows: HashMap<String, TrackRow> = queries::track::by_uris(db, &missing)
+            .await?
+            .into_iter()
+            .map(|row| (row.uri.clone(), row))
+            .collect();
+        for uri in &missing {
+            let row = rows.remove(uri);
+            self.inner.tracks.insert(uri.clone(), row.clone()).await;
+            found.extend(row);
+        }
+        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
+            for uri in &missing {
+                self.inner.tracks.invalidate(uri).await;
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,311 @@
+//! HTTP conventions around every method (issue #4): caching headers and 304s, per-IP rate
+//! limits with the spec's headers, `/metrics`, the API docs, and the view cache kept current
+//! by the indexer's notifications.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, Response, StatusCode};
+use plyr_appview_xrpc::{AppState, RateLimitConfig, ViewCache, follow_changes, router};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::support;
+
+const ALICE: &str = "did:plc:alice2ggjmksahdcvelwfyzu";
+const BOB: &str = "did:plc:bob2ggjmksahdcvelwfyzuaa";
+
+async fn send(app: &Router, req: Request<Body>) -> (Response<Body>, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 << 20).await.expect("body");
+    (Response::from_parts(parts, Body::empty()), bytes.to_vec())
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
+}
+
+fn header<'a>(resp: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("json body")
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn anonymous_reads_are_public_tagged_and_revalidated(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::track(&db, ALICE, "song", 1).await;
+    let app = router(AppState::new(db.clone()));
+    let path = "/xrpc/fm.plyr.feed.getLatestTracks";
+    let (first, body) = send(&app, get(path)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(header(&first, "cache-control"), Some("public, max-age=5"));
+    let etag = header(&first, "etag").expect("etag").to_owned();
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    assert_eq!(json(&body)["tracks"].as_array().map(Vec::len), Some(1));
+
+    let revalidate = Request::get(path)
+        .header("if-none-match", &etag)
+        .body(Body::empty())
+        .expect("request");
+    let (not_modified, empty) = send(&app, revalidate).await;
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert!(empty.is_empty());
+    assert_eq!(header(&not_modified, "etag"), Some(etag.as_str()));
+
+    // A changed view is a different body, so the old tag no longer matches.
+    support::track(&db, ALICE, "other", 2).await;
+    let revalidate = Request::get(path)
+        .header("if-none-match", &etag)
+        .body(Body::empty())
+        .expect("request");
+    let (changed, body) = send(&app, revalidate).await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_ne!(header(&changed, "etag"), Some(etag.as_str()));
+    assert_eq!(json(&body)["tracks"].as_array().map(Vec::len), Some(2));
+
+    // Errors are not cached.
+    let (missing, _) = send(
+        &app,
+        get("/xrpc/fm.plyr.feed.getTrack?uri=at%3A%2F%2Fdid%3Aplc%3Ax%2Ffm.plyr.track%2Fx"),
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&missing, "etag"), None);
+    assert_eq!(header(&missing, "cache-control"), None);
+}
+
+fn from(req: Request<Body>, addr: &str) -> Request<Body> {
+    let mut req = req;
+    let addr: SocketAddr = addr.parse().expect("addr");
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn clients_past_their_limit_get_429_with_the_spec_headers(db: PgPool) {
+    let config = RateLimitConfig {
+        limit: 2,
+        window: Duration::from_secs(60),
+        trust_forwarded: false,
+    };
+    let app = router(AppState::new(db).with_rate_limit(config));
+    let path = "/xrpc/fm.plyr.feed.getLatestTracks";
+    let (ok, _) = send(&app, from(get(path), "192.0.2.1:1000")).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(header(&ok, "ratelimit-limit"), Some("2"));
+    assert_eq!(header(&ok, "ratelimit-remaining"), Some("1"));
+    assert_eq!(header(&ok, "ratelimit-policy"), Some("2;w=60"));
+    assert_eq!(header(&ok, "ratelimit-reset"), Some("30"));
+    let (ok, _) = send(&app, from(get(path), "192.0.2.1:1001")).await;
+    assert_eq!(header(&ok, "ratelimit-remaining"), Some("0"));
+
+    let (refused, body) = send(&app, from(get(path), "192.0.2.1:1002")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(json(&body)["error"], "RateLimitExceeded");
+    assert_eq!(header(&refused, "retry-after"), Some("30"));
+    assert_eq!(header(&refused, "ratelimit-remaining"), Some("0"));
+    // The web API shares the client's bucket and answers in its own dialect.
+    let (web, body) = send(&app, from(get("/tracks/"), "192.0.2.1:1003")).await;
+    assert_eq!(web.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(json(&body)["error"].is_string(), "{:?}", json(&body));
+    assert_eq!(header(&web, "retry-after"), Some("30"));
+
+    let (other, _) = send(&app, from(get(path), "192.0.2.2:1000")).await;
+    assert_eq!(
+        other.status(),
+        StatusCode::OK,
+        "another client has its own bucket"
+    );
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn metrics_show_request_latency_and_indexer_progress(db: PgPool) {
+    sqlx::query(
+        "insert into consumer_cursor (source, cursor, updated_at) \
+         values ('jetstream', (extract(epoch from now() - interval '90 seconds') * 1000000)::int8, now())",
+    )
+    .execute(&db)
+    .await
+    .expect("cursor");
+    sqlx::query("insert into indexer_skip (reason, count) values ('invalid_record', 3)")
+        .execute(&db)
+        .await
+        .expect("skips");
+    sqlx::query("insert into record (uri, rev) values ('at://did:plc:a/fm.plyr.track/a', 'r')")
+        .execute(&db)
+        .await
+        .expect("record");
+    let app = router(AppState::new(db));
+    let (ok, _) = send(&app, get("/xrpc/fm.plyr.feed.getLatestTracks")).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let (resp, body) = send(&app, get("/metrics")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(
+        text.contains(
+            "plyr_http_request_duration_seconds_count{method=\"fm.plyr.feed.getLatestTracks\",status=\"2xx\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("plyr_indexer_events_skipped_total{reason=\"invalid_record\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("plyr_indexer_records{state=\"live\"} 1"),
+        "{text}"
+    );
+    let lag: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("plyr_indexer_event_lag_seconds{source=\"jetstream\"} "))
+        .expect("lag line")
+        .parse()
+        .expect("number");
+    assert!((89.0..150.0).contains(&lag), "lag {lag}");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn docs_describe_every_served_method(db: PgPool) {
+    let app = router(AppState::new(db));
+    let (resp, body) = send(&app, get("/openapi.json")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let api = json(&body);
+    assert_eq!(api["openapi"], "3.1.0");
+    let paths = api["paths"].as_object().expect("paths");
+    for nsid in [
+        "fm.plyr.actor.getProfile",
+        "fm.plyr.feed.getLatestTracks",
+        "fm.plyr.feed.getTrack",
+        "fm.plyr.feed.getTracks",
+        "fm.plyr.feed.getArtistTracks",
+        "fm.plyr.feed.getLikes",
+        "fm.plyr.feed.getActorLikes",
+        "fm.plyr.feed.getComments",
+        "fm.plyr.feed.getList",
+        "fm.plyr.feed.getActorLists",
+    ] {
+        assert!(
+            paths.contains_key(&format!("/xrpc/{nsid}")),
+            "{nsid} documented"
+        );
+    }
+    // And every documented query is served (not 501).
+    for (path, item) in paths {
+        if item.get("get").is_none() {
+            continue;
+        }
+        let (resp, body) = send(&app, get(path)).await;
+        assert_ne!(
+            resp.status(),
+            StatusCode::NOT_IMPLEMENTED,
+            "{path}: {:?}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let (page, body) = send(&app, get("/docs")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = String::from_utf8(body).expect("utf-8");
+    assert!(html.contains("GET /xrpc/fm.plyr.feed.getArtistTracks"));
+    assert!(html.contains("<code>actor</code>"));
+}
+
+/// Sets a track's like count and notifies as the indexer's batch does (same transaction).
+async fn like_and_notify(db: &PgPool, uri: &str, likes: i32, notify: bool) {
+    let mut tx = db.begin().await.expect("begin");
+    sqlx::query("update track set like_count = $2 where uri = $1")
+        .bind(uri)
+        .bind(likes)
+        .execute(&mut *tx)
+        .await
+        .expect("count");
+    if notify {
+        let payload = serde_json::json!({"profiles": [BOB], "authors": [], "tracks": [uri]});
+        sqlx::query("select pg_notify('plyr_view_changed', $1)")
+            .bind(payload.to_string())
+            .execute(&mut *tx)
+            .await
+            .expect("notify");
+    }
+    tx.commit().await.expect("commit");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::actor(&db, BOB, Some("bob.test")).await;
+    let uri = support::track(&db, ALICE, "song", 1).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let path = format!("/xrpc/fm.plyr.feed.getTrack?uri={}", support::enc(&uri));
+    let likes = |body: &[u8]| json(body)["track"]["likeCount"].as_i64();
+
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likes(&body), Some(0));
+    // Written without a notification, the change is not seen: the view really is cached.
+    like_and_notify(&db, &uri, 5, false).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likes(&body), Some(0), "served from the cache");
+    // With one, it is seen on the next request.
+    like_and_notify(&db, &uri, 6, true).await;
+    cache.applied(1).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likes(&body), Some(6));
+    // getTracks shares the entries.
+    let (_, body) = send(
+        &app,
+        get(&format!(
+            "/xrpc/fm.plyr.feed.getTracks?uris={}",
+            support::enc(&uri)
+        )),
+    )
+    .await;
+    assert_eq!(json(&body)["tracks"][0]["likeCount"], 6);
+
+    // `changed` (a batch too big to list) drops everything.
+    like_and_notify(&db, &uri, 7, false).await;
+    sqlx::query("select pg_notify('plyr_view_changed', 'changed')")
+        .execute(&db)
+        .await
+        .expect("notify");
+    cache.applied(2).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likes(&body), Some(7));
+
+    // Profiles too: an author change (a takedown) is seen at once.
+    let profile = "/xrpc/fm.plyr.actor.getProfile?actor=alice.test";
+    let (ok, _) = send(&app, get(profile)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    support::hide(&db, ALICE, Some("takendown")).await;
+    let payload = serde_json::json!({"profiles": [ALICE], "authors": [ALICE], "tracks": []});
+    sqlx::query("select pg_notify('plyr_view_changed', $1)")
+        .bind(payload.to_string())
+        .execute(&db)
+        .await
+        .expect("notify");
+    cache.applied(3).await;
+    let (gone, _) = send(&app, get(&path)).await;
+    assert_eq!(
+        gone.status(),
+        StatusCode::NOT_FOUND,
+        "the author's tracks are dropped"
+    );
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
