@@ -27,18 +27,19 @@ use super::verify::{Checked, Verifier};
 use crate::backfill::{SyncContext, Synced, sync_repo};
 use crate::directory::Directory;
 use crate::event::Event;
-use crate::fold::{self, Classified, error_chain};
+use crate::fold::{self, Classified, Item, error_chain};
 
 /// Frames in the verify stage at once. The CPU part is bounded by cores; the window is wide
 /// so DID document fetches (network, on a cache miss) overlap instead of stalling the stream.
 pub(super) const VERIFY_WINDOW: usize = 256;
 /// Resyncs (`getRepo` + apply) running at once: each holds a whole repo in memory.
 const RESYNC_CONCURRENCY: usize = 4;
-/// First retry delay of a failed resync; doubles per failure up to [`RESYNC_RETRY_MAX`].
+/// First delay of a repo's resync after one that failed or did not settle it; doubles each
+/// time up to [`RESYNC_RETRY_MAX`].
 const RESYNC_RETRY_MIN: Duration = Duration::from_secs(5);
 /// Longest retry delay: a PDS down for hours is asked a few times an hour.
 const RESYNC_RETRY_MAX: Duration = Duration::from_secs(600);
-/// How often due retries are looked for.
+/// How often repos whose backoff passed are looked for.
 const RETRY_TICK: Duration = Duration::from_secs(1);
 /// `#identity` refreshes waiting for the refresher. When full, a refresh is dropped: the
 /// next signature failure refreshes that document anyway.
@@ -96,12 +97,13 @@ pub(super) async fn run(
                     Ok((did, Ok(synced))) => {
                         tracing::info!(%did, rev = %synced.rev, records = synced.records,
                                        "repo resynced");
-                        resyncs.succeeded(&did);
+                        resyncs.finished(&did);
                         chain.resynced(&did, synced.rev, synced.data_cid, now, &mut actions);
                     }
                     Ok((did, Err(e))) => {
                         let reason = format!("resync failed: {e}");
-                        let retry_in = resyncs.failed(&did);
+                        resyncs.finished(&did);
+                        let retry_in = resyncs.queue(did.clone());
                         tracing::warn!(%did, %reason, ?retry_in, "resync failed");
                         chain.resync_failed(&did, reason, &mut actions);
                     }
@@ -131,12 +133,20 @@ pub(super) async fn run(
                     actions.push(Action::Emit(classified));
                 }
             },
-            _ = tick.tick() => resyncs.retry_due(),
+            _ = tick.tick() => resyncs.due(),
         }
         for action in actions.drain(..) {
             match action {
-                Action::Resync(did) => resyncs.queue(did),
+                Action::Resync(did) => {
+                    let delay = resyncs.queue(did.clone());
+                    if !delay.is_zero() {
+                        tracing::info!(%did, ?delay, "resync again after a backoff");
+                    }
+                }
                 Action::Emit(classified) => {
+                    if let Item::RepoCommit(commit) = &classified.item {
+                        resyncs.settled(&commit.advance.did);
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => break 'run,
                         sent = events.send(classified) => {
@@ -158,15 +168,19 @@ pub(super) async fn run(
     }
 }
 
-/// Resyncs queued, running, and waiting to retry.
+/// Resyncs queued, running, and waiting to retry. A repo's resyncs back off (like failures)
+/// until one of its commits applies after them: a host serving an old snapshot, or a repo
+/// whose chain breaks again at once, is not asked for `getRepo` in a loop.
 struct Resyncs {
     context: Arc<SyncContext>,
     queued: VecDeque<String>,
-    /// Queued or running, so a repo is never resynced twice at once.
+    /// Queued, waiting or running, so a repo is never resynced twice at once.
     pending: HashSet<String>,
     running: JoinSet<(String, Result<Synced, String>)>,
-    /// Failed repos: when to retry, and how many failures so far.
-    retries: HashMap<String, (Instant, u32)>,
+    /// Repos waiting for their backoff to pass.
+    waiting: HashMap<String, Instant>,
+    /// Resyncs started per repo since one of its commits last applied.
+    streaks: HashMap<String, u32>,
 }
 
 impl Resyncs {
@@ -176,7 +190,8 @@ impl Resyncs {
             queued: VecDeque::new(),
             pending: HashSet::new(),
             running: JoinSet::new(),
-            retries: HashMap::new(),
+            waiting: HashMap::new(),
+            streaks: HashMap::new(),
         };
         for did in initial {
             resyncs.queue(did);
@@ -184,11 +199,19 @@ impl Resyncs {
         resyncs
     }
 
-    fn queue(&mut self, did: String) {
-        if self.pending.insert(did.clone()) {
-            self.retries.remove(&did);
-            self.queued.push_back(did);
+    /// Queues a resync: now, or after a backoff if the repo's last resync did not settle it.
+    /// Returns the delay.
+    fn queue(&mut self, did: String) -> Duration {
+        if !self.pending.insert(did.clone()) {
+            return Duration::ZERO;
         }
+        let delay = backoff(self.streaks.get(&did).copied().unwrap_or(0));
+        if delay.is_zero() {
+            self.queued.push_back(did);
+        } else {
+            self.waiting.insert(did, Instant::now() + delay);
+        }
+        delay
     }
 
     /// Starts queued resyncs up to the concurrency bound.
@@ -197,6 +220,7 @@ impl Resyncs {
             let Some(did) = self.queued.pop_front() else {
                 return;
             };
+            *self.streaks.entry(did.clone()).or_default() += 1;
             let context = Arc::clone(&self.context);
             self.running.spawn(async move {
                 let result = match Did::new(&did) {
@@ -210,38 +234,41 @@ impl Resyncs {
         }
     }
 
-    fn succeeded(&mut self, did: &str) {
+    fn finished(&mut self, did: &str) {
         self.pending.remove(did);
-        self.retries.remove(did);
     }
 
-    /// Schedules a retry; returns its delay.
-    fn failed(&mut self, did: &str) -> Duration {
-        self.pending.remove(did);
-        let failures = self.retries.get(did).map_or(0, |(_, n)| *n) + 1;
-        let delay = RESYNC_RETRY_MIN
-            .saturating_mul(1u32 << failures.min(10).saturating_sub(1))
-            .min(RESYNC_RETRY_MAX);
-        self.retries
-            .insert(did.to_owned(), (Instant::now() + delay, failures));
-        delay
+    /// One of the repo's commits applied: its next resync may start at once.
+    fn settled(&mut self, did: &str) {
+        if !self.streaks.is_empty() {
+            self.streaks.remove(did);
+        }
     }
 
-    /// Queues the failed repos whose retry is due.
-    fn retry_due(&mut self) {
+    /// Queues the repos whose backoff has passed.
+    fn due(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
-            .retries
+            .waiting
             .iter()
-            .filter(|(_, (at, _))| *at <= now)
+            .filter(|(_, at)| **at <= now)
             .map(|(did, _)| did.clone())
             .collect();
         for did in due {
-            if self.pending.insert(did.clone()) {
-                self.queued.push_back(did);
-            }
+            self.waiting.remove(&did);
+            self.queued.push_back(did);
         }
     }
+}
+
+/// The wait before a repo's next resync, after `streak` resyncs that did not settle it.
+fn backoff(streak: u32) -> Duration {
+    if streak == 0 {
+        return Duration::ZERO;
+    }
+    RESYNC_RETRY_MIN
+        .saturating_mul(1u32 << streak.min(10).saturating_sub(1))
+        .min(RESYNC_RETRY_MAX)
 }
 
 /// Refreshes DID documents named by `#identity` events: tracked repos' from the network (their

@@ -497,8 +497,8 @@ async fn serve(
             sent = seq;
         }
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
-            changed = log.changed() => if changed.is_err() { return },
             _ = kick.changed() => {
                 let frame = kick.borrow().1.clone();
                 if let Some(frame) = frame {
@@ -507,6 +507,7 @@ async fn serve(
                 let _ = ws.close(None).await;
                 return;
             }
+            changed = log.changed() => if changed.is_err() { return },
         }
     }
 }
@@ -823,6 +824,7 @@ async fn new_repos_rotated_keys_reconnects_and_restarts(pool: PgPool) {
         message: None,
     };
     hose.kick(Some(encode(-1, None, &error)));
+    wait_for("the reconnect", || async { hose.cursors().len() == 2 }).await;
     hose.push(&carol.commit(vec![track(&t2, "Second")]));
     wait_for("the commit after the reconnect", || async {
         title(&pool, &carol.uri("track", &t2)).await.is_some()
