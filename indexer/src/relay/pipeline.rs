@@ -299,3 +299,23 @@ async fn refresh_identities(
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resyncs_back_off_until_a_commit_applies() {
+        let cases = [
+            (0, Duration::ZERO),
+            (1, RESYNC_RETRY_MIN),
+            (2, RESYNC_RETRY_MIN * 2),
+            (4, RESYNC_RETRY_MIN * 8),
+            (8, RESYNC_RETRY_MAX),
+            (u32::MAX, RESYNC_RETRY_MAX),
+        ];
+        for (streak, want) in cases {
+            assert_eq!(backoff(streak), want, "streak {streak}");
+        }
+    }
+}
