@@ -60,5 +60,7 @@ pub use identifier::{Did, Handle};
 pub use rate::RateLimit;
 pub use resolver::Resolver;
 pub use service_auth::{AuthError, ServiceAuth, ServiceToken};
+#[doc(hidden)]
+pub use service_auth::fuzz_service_token;
 pub use status::RepoStatus;
 pub use sync::{ListedRepo, Listing, RepoPage, SyncClient, SyncConfig, xrpc_url};

@@ -170,60 +170,18 @@ impl ServiceAuth {
         lxm: &str,
         now: i64,
     ) -> Result<ServiceToken, AuthError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(malformed("token too long"));
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(claims_b64), Some(sig_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed("not three dot-separated parts"));
-        };
-        let header: Header = decode_json(header_b64, "header")?;
-        if let Some(typ) = &header.typ
-            && matches!(typ.as_str(), "at+jwt" | "refresh+jwt" | "dpop+jwt")
-        {
-            return Err(AuthError::WrongType { typ: typ.clone() });
-        }
-        let alg = match header.alg.as_str() {
-            "ES256K" => Alg::Es256k,
-            "ES256" => Alg::Es256,
-            other => return Err(malformed(format!("unsupported alg {other}"))),
-        };
-        if let Some(kid) = &header.kid
-            && kid != "#atproto"
-        {
-            return Err(malformed(format!("unsupported kid {kid}")));
-        }
-        let claims: Claims = decode_json(claims_b64, "claims")?;
-        if now > claims.exp {
-            return Err(AuthError::Expired { exp: claims.exp });
-        }
-        match claims.iat {
-            Some(iat) if iat > now.saturating_add(MAX_IAT_SKEW_SECS) => {
-                return Err(malformed("iat is in the future"));
-            }
-            Some(_) => {}
-            None => return Err(malformed("missing iat")),
-        }
-        if claims.aud != self.service_did.as_str() && claims.aud != self.service_fragment {
-            return Err(AuthError::Audience { aud: claims.aud });
-        }
-        if claims.lxm.as_deref() != Some(lxm) {
-            return Err(AuthError::LexiconMethod {
-                lxm: claims.lxm,
-                expected: lxm.to_owned(),
-            });
-        }
-        let iss = Did::new(&claims.iss).map_err(|_| AuthError::Issuer {
-            iss: claims.iss.clone(),
-            source: None,
-        })?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(sig_b64)
-            .map_err(|_| malformed("signature is not base64url"))?;
-        // The signed message is the first two parts exactly as sent.
-        let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+        let Unverified {
+            claims,
+            iss,
+            alg,
+            signature,
+            signed,
+        } = check_token(
+            token,
+            lxm,
+            now,
+            [self.service_did.as_str(), &self.service_fragment],
+        )?;
         let doc = self
             .resolver
             .resolve_did(&iss)
@@ -253,6 +211,99 @@ impl ServiceAuth {
             exp: claims.exp,
         })
     }
+}
+
+/// A token whose shape, type, times, audience and method passed; its signature is unchecked.
+struct Unverified<'t> {
+    claims: Claims,
+    iss: Did,
+    alg: Alg,
+    signature: Vec<u8>,
+    /// The first two parts exactly as sent: the signed message.
+    signed: &'t str,
+}
+
+/// The checks made before any network call: everything but the issuer's key and signature.
+fn check_token<'t>(
+    token: &'t str,
+    lxm: &str,
+    now: i64,
+    audiences: [&str; 2],
+) -> Result<Unverified<'t>, AuthError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(malformed("token too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(sig_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("not three dot-separated parts"));
+    };
+    let header: Header = decode_json(header_b64, "header")?;
+    if let Some(typ) = &header.typ
+        && matches!(typ.as_str(), "at+jwt" | "refresh+jwt" | "dpop+jwt")
+    {
+        return Err(AuthError::WrongType { typ: typ.clone() });
+    }
+    let alg = match header.alg.as_str() {
+        "ES256K" => Alg::Es256k,
+        "ES256" => Alg::Es256,
+        other => return Err(malformed(format!("unsupported alg {other}"))),
+    };
+    if let Some(kid) = &header.kid
+        && kid != "#atproto"
+    {
+        return Err(malformed(format!("unsupported kid {kid}")));
+    }
+    let claims: Claims = decode_json(claims_b64, "claims")?;
+    if now > claims.exp {
+        return Err(AuthError::Expired { exp: claims.exp });
+    }
+    match claims.iat {
+        Some(iat) if iat > now.saturating_add(MAX_IAT_SKEW_SECS) => {
+            return Err(malformed("iat is in the future"));
+        }
+        Some(_) => {}
+        None => return Err(malformed("missing iat")),
+    }
+    if !audiences.contains(&claims.aud.as_str()) {
+        return Err(AuthError::Audience { aud: claims.aud });
+    }
+    if claims.lxm.as_deref() != Some(lxm) {
+        return Err(AuthError::LexiconMethod {
+            lxm: claims.lxm,
+            expected: lxm.to_owned(),
+        });
+    }
+    let iss = Did::new(&claims.iss).map_err(|_| AuthError::Issuer {
+        iss: claims.iss.clone(),
+        source: None,
+    })?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(sig_b64)
+        .map_err(|_| malformed("signature is not base64url"))?;
+    // The signed message is the first two parts exactly as sent.
+    let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+    Ok(Unverified {
+        claims,
+        iss,
+        alg,
+        signature,
+        signed,
+    })
+}
+
+/// Runs the checks [`ServiceAuth::verify_at`] makes before resolving the issuer, for a service
+/// `service_did` (audience bare or `#plyr_appview`). For the fuzz targets in `fuzz/`.
+#[doc(hidden)]
+pub fn fuzz_service_token(
+    token: &str,
+    lxm: &str,
+    now: i64,
+    service_did: &Did,
+) -> Result<(), AuthError> {
+    let fragment = format!("{}#plyr_appview", service_did.as_str());
+    check_token(token, lxm, now, [service_did.as_str(), &fragment]).map(|_| ())
 }
 
 /// The key type must match `alg` (a P-256 signature claiming ES256K is refused).

@@ -40,6 +40,7 @@ mod backfill;
 mod directory;
 mod event;
 mod fold;
+mod fuzzing;
 mod handles;
 mod labels;
 mod mirror;
@@ -69,6 +70,8 @@ pub use labels::{LabelerConfig, run_labeler};
 pub use mirror::{Mirror, MirrorConfig, MirrorError, MirrorReport};
 pub use relay::{RelayConfig, run_relay};
 
+#[doc(hidden)]
+pub use fuzzing::fuzz_jetstream_event;
 #[doc(hidden)]
 pub use relay::bench_verify_stage;
 pub use source::JetstreamConfig;
