@@ -22,7 +22,8 @@ const MAX_PAYLOAD: usize = 7900;
 /// The payload of a batch whose change set does not fit.
 pub(crate) const EVERYTHING: &str = "changed";
 
-/// What one batch changed, as readers cache it.
+/// What one batch changed, as readers cache it. A like or comment names its subject track
+/// and the track's author.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub(crate) struct Changes {
     /// Actors whose profile view changed: counts (any record they wrote or deleted), handle,
@@ -45,12 +46,8 @@ impl Changes {
                     for op in ops {
                         changes.profiles.insert(op.did.clone());
                         match op.write.as_ref().map(|w| &w.row) {
-                            Some(Row::Like(like)) => {
-                                changes.tracks.insert(like.subject_uri.clone());
-                            }
-                            Some(Row::Comment(comment)) => {
-                                changes.tracks.insert(comment.subject_uri.clone());
-                            }
+                            Some(Row::Like(like)) => changes.subject(&like.subject_uri),
+                            Some(Row::Comment(comment)) => changes.subject(&comment.subject_uri),
                             Some(Row::Profile(_)) => {
                                 changes.authors.insert(op.did.clone());
                             }
@@ -110,8 +107,23 @@ impl Changes {
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::at("reading the subjects of deleted records"))?;
-        self.tracks.extend(subjects);
+        for subject in &subjects {
+            self.subject(subject);
+        }
         Ok(())
+    }
+
+    /// A like or comment of `uri` changed: the track's counts, and its author's counts of
+    /// what they received.
+    fn subject(&mut self, uri: &str) {
+        if let Some(did) = uri
+            .strip_prefix("at://")
+            .and_then(|rest| rest.split('/').next())
+            .filter(|did| did.starts_with("did:"))
+        {
+            self.profiles.insert(did.to_owned());
+        }
+        self.tracks.insert(uri.to_owned());
     }
 
     /// The notify payload: the JSON change set, or [`EVERYTHING`] past [`MAX_PAYLOAD`].
