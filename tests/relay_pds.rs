@@ -57,6 +57,13 @@ async fn relay_indexes_verified_pds_writes(pool: PgPool) {
         [],
         "every commit of the real PDS verifies and every record is valid"
     );
+    // The seq is saved with the writes: a restart resumes after it, not from 0 again.
+    let cursor: Option<i64> =
+        sqlx::query_scalar("select max(cursor) from consumer_cursor where source like 'relay:%'")
+            .fetch_one(&pool)
+            .await
+            .expect("consumer_cursor");
+    assert!(cursor.is_some_and(|c| c > 0), "relay cursor {cursor:?}");
     // Signatures were checked with keys from the PLC: the documents are persisted.
     let docs: Vec<String> = sqlx::query_scalar("select did from did_doc order by did")
         .fetch_all(&pool)

@@ -135,6 +135,8 @@ impl Scenario {
             anyhow::bail!("applyWrites returned fewer than two results");
         };
 
+        // bob comes back later: a fresh session, as a client would log in.
+        let bob = pds.create_session(&bob.handle).await?;
         pds.put_record(
             &bob,
             PROFILE,
