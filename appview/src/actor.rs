@@ -30,6 +30,10 @@ pub async fn get_profile(
     let row = lookup(&db, &actor).await?.ok_or_else(profile_not_found)?;
     if !row.active {
         return Err(match row.status.as_deref() {
+            // Moderation (a labeler's or a local takedown) reads as a takedown too.
+            _ if row.taken_down => {
+                XrpcError::AccountTakedown("account has been taken down".to_owned())
+            }
             Some("takendown" | "suspended") => {
                 XrpcError::AccountTakedown("account has been taken down".to_owned())
             }

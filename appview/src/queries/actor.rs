@@ -9,10 +9,14 @@ use tracing::instrument;
 pub struct ActorRow {
     /// The actor's DID.
     pub did: String,
-    /// False after an #account event deactivated, took down, suspended or deleted them.
+    /// False after an #account event deactivated, took down, suspended or deleted them, or
+    /// while moderation hides them.
     pub active: bool,
     /// The #account status (takendown, suspended, deleted, deactivated, ...), if any.
     pub status: Option<String>,
+    /// Hidden by moderation (a labeler's `!takedown`/`!suspend`/`!hide`, or a local
+    /// takedown); `active` is then false too.
+    pub taken_down: bool,
 }
 
 /// An active actor's profile record (when they have one) and counts.
@@ -45,20 +49,30 @@ pub struct ProfileRow {
 /// The actor with this DID, active or not.
 #[instrument(skip(db))]
 pub async fn by_did(db: &PgPool, did: &str) -> Result<Option<ActorRow>, sqlx::Error> {
-    sqlx::query_as("select did, active, status from actor where did = $1")
-        .bind(did)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(concat!(
+        "select did, active and",
+        actor_not_hidden!("did"),
+        "as active, status, not",
+        actor_not_hidden!("did"),
+        "as taken_down from actor where did = $1"
+    ))
+    .bind(did)
+    .fetch_optional(db)
+    .await
 }
 
 /// The actor holding this (lowercase) handle. Handles move between DIDs; if stale rows still
 /// claim it, the active and most recently updated one wins.
 #[instrument(skip(db))]
 pub async fn by_handle(db: &PgPool, handle: &str) -> Result<Option<ActorRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select did, active, status from actor where handle = $1 \
-         order by active desc, updated_at desc limit 1",
-    )
+    sqlx::query_as(concat!(
+        "select did, active and",
+        actor_not_hidden!("did"),
+        "as active, status, not",
+        actor_not_hidden!("did"),
+        "as taken_down from actor where handle = $1 \
+         order by active desc, updated_at desc limit 1"
+    ))
     .bind(handle)
     .fetch_optional(db)
     .await
@@ -67,12 +81,14 @@ pub async fn by_handle(db: &PgPool, handle: &str) -> Result<Option<ActorRow>, sq
 /// The profile of an active actor.
 #[instrument(skip(db))]
 pub async fn profile(db: &PgPool, did: &str) -> Result<Option<ProfileRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select a.did, a.handle, p.bio, p.avatar, a.track_count, a.like_count, a.comment_count, \
                 a.album_count, a.playlist_count, p.created_at, p.indexed_at \
          from actor a left join profile p on p.did = a.did \
-         where a.did = $1 and a.active",
-    )
+         where a.did = $1 and a.active and",
+        actor_not_hidden!("a.did"),
+        ""
+    ))
     .bind(did)
     .fetch_optional(db)
     .await
@@ -103,7 +119,7 @@ pub struct ActorCardRow {
 /// Cards of the active actors among `dids`, in no particular order.
 #[instrument(skip(db))]
 pub async fn cards(db: &PgPool, dids: &[String]) -> Result<Vec<ActorCardRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select a.did, a.handle, p.bio, p.avatar, \
                 (select t.artist from track t where t.did = a.did \
                  order by t.sort_at desc, t.uri desc limit 1) as display_name, \
@@ -112,8 +128,10 @@ pub async fn cards(db: &PgPool, dids: &[String]) -> Result<Vec<ActorCardRow>, sq
                   '$.service[*] ? (@.id like_regex \"#atproto_pds$\").serviceEndpoint') #>> '{}' \
                   as pds \
          from actor a left join profile p on p.did = a.did left join did_doc d on d.did = a.did \
-         where a.did = any($1) and a.active",
-    )
+         where a.did = any($1) and a.active and",
+        actor_not_hidden!("a.did"),
+        ""
+    ))
     .bind(dids)
     .fetch_all(db)
     .await
@@ -123,11 +141,13 @@ pub async fn cards(db: &PgPool, dids: &[String]) -> Result<Vec<ActorCardRow>, sq
 /// with it first, then publishers with the most tracks.
 #[instrument(skip(db))]
 pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(concat!(
         "select a.did from actor a \
-         where a.active and a.handle is not null and strpos(a.handle, lower($1)) > 0 \
-         order by strpos(a.handle, lower($1)) = 1 desc, a.track_count desc, a.did limit $2",
-    )
+         where a.active and",
+        actor_not_hidden!("a.did"),
+        "and a.handle is not null and strpos(a.handle, lower($1)) > 0 \
+         order by strpos(a.handle, lower($1)) = 1 desc, a.track_count desc, a.did limit $2"
+    ))
     .bind(pattern)
     .bind(limit)
     .fetch_all(db)

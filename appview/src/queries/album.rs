@@ -50,12 +50,16 @@ macro_rules! albums_where {
             "select * from ( \
                select l.did, l.uri as list_uri, l.web_id::text as list_web_id, l.name as title, \
                       l.sort_at as created_at \
-               from list l join actor a on a.did = l.did and a.active \
+               from list l join actor a on a.did = l.did and a.active and",
+            not_hidden!("l.uri", "l.did"),
+            "\
                where l.list_type = 'album' and coalesce(l.name, '') <> '' and ",
             $list,
             " union all \
                select t.did, null, null, t.album, min(t.sort_at) \
-               from track t join actor a on a.did = t.did and a.active \
+               from track t join actor a on a.did = t.did and a.active and",
+            not_hidden!("t.uri", "t.did"),
+            "\
                where coalesce(t.album, '') <> '' and ",
             $track,
             " and not exists (select 1 from list l where l.did = t.did \
@@ -101,20 +105,20 @@ pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<AlbumR
 /// tracks that name an album.
 #[instrument(skip(db))]
 pub async fn members(db: &PgPool, did: &str) -> Result<Vec<AlbumMemberRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select li.list_uri, null as album, t.uri as track_uri, t.record->>'imageUrl' as image_url, \
                 coalesce(c.plays, 0) as plays, t.sort_at \
          from list l join list_item li on li.list_uri = l.uri \
          join track t on t.uri = li.subject_uri \
-         join actor a on a.did = t.did and a.active \
+         join actor a on a.did = t.did and a.active and", not_hidden!("t.uri", "t.did"), "\
          left join web_play_count c on c.track_uri = t.uri \
          where l.did = $1 and l.list_type = 'album' \
          union all \
          select null, t.album, t.uri, t.record->>'imageUrl', coalesce(c.plays, 0), t.sort_at \
-         from track t join actor a on a.did = t.did and a.active \
+         from track t join actor a on a.did = t.did and a.active and", not_hidden!("t.uri", "t.did"), "\
          left join web_play_count c on c.track_uri = t.uri \
-         where t.did = $1 and coalesce(t.album, '') <> ''",
-    )
+         where t.did = $1 and coalesce(t.album, '') <> ''"
+    ))
     .bind(did)
     .fetch_all(db)
     .await

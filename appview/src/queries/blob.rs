@@ -67,9 +67,10 @@ pub(crate) struct BlobRow {
     pub(crate) size: i64,
     /// The web rendition's name, when the original needs one and it exists.
     pub(crate) web_rendition: Option<String>,
-    /// True when nothing visible references the blob but something hidden does: every track
-    /// using it belongs to an inactive (taken down, deactivated) actor, or, unreferenced, its
-    /// uploader is inactive.
+    /// True when the blob is taken down locally (`plyr-appview takedown --blob`), or nothing
+    /// visible references it but something hidden does: every track using it belongs to an
+    /// inactive (taken down, deactivated) actor or is hidden by moderation, or, unreferenced,
+    /// its uploader is inactive or hidden.
     pub(crate) hidden: bool,
 }
 
@@ -80,11 +81,17 @@ pub(crate) async fn blob(db: &PgPool, cid: &str) -> Result<Option<BlobRow>, sqlx
         "select b.mime, b.size, b.web_rendition, \
            (not exists (select 1 from track t join actor a on a.did = t.did and a.active \
                         where ",
+        not_hidden!("t.uri", "t.did"),
+        "and",
         references_blob!(),
-        ") and (exists (select 1 from track t join actor a on a.did = t.did and not a.active \
-                        where ",
+        ") and (exists (select 1 from track t join actor a on a.did = t.did \
+                        where (not a.active or not",
+        not_hidden!("t.uri", "t.did"),
+        ") and",
         references_blob!(),
-        ") or exists (select 1 from actor a where a.did = b.uploaded_by and not a.active))) \
+        ") or exists (select 1 from actor a where a.did = b.uploaded_by and (not a.active or not",
+        actor_not_hidden!("a.did"),
+        ")))) or exists (select 1 from takedown d where d.subject = b.cid) \
            as hidden \
          from blob b where b.cid = $1"
     ))

@@ -41,18 +41,23 @@ pub async fn of_track(
     after: Option<&PositionCursor>,
     limit: i64,
 ) -> Result<Vec<CommentRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select c.uri, c.cid, c.did, a.handle, p.avatar, c.record, c.body, c.timestamp_ms, \
                 c.created_at, c.indexed_at \
          from comment c \
-         join actor a on a.did = c.did and a.active \
+         join actor a on a.did = c.did and a.active and",
+        not_hidden!("c.uri", "c.did"),
+        "\
          left join profile p on p.did = c.did \
          where c.subject_uri = $1 \
            and not exists (select 1 from actor s where s.did = $2 and not s.active) \
+           and",
+        not_hidden!("$1", "$2"),
+        "\
            and (c.timestamp_ms, c.uri) \
                > (coalesce($3, '-9223372036854775808'::bigint), coalesce($4, '')) \
-         order by c.timestamp_ms, c.uri limit $5",
-    )
+         order by c.timestamp_ms, c.uri limit $5"
+    ))
     .bind(subject_uri)
     .bind(subject_did)
     .bind(after.map(|c| c.key))

@@ -54,11 +54,16 @@ pub async fn of_track(
     sqlx::query_as(concat!(
         "select l.uri, l.cid, l.did, a.handle, p.avatar, l.created_at, l.indexed_at, l.sort_at \
          from track_like l \
-         join actor a on a.did = l.did and a.active \
+         join actor a on a.did = l.did and a.active and",
+        not_hidden!("l.uri", "l.did"),
+        "\
          left join profile p on p.did = l.did \
          where l.subject_uri = $1",
         newest_like_of_pair!(),
         "and not exists (select 1 from actor s where s.did = $2 and not s.active) \
+           and",
+        not_hidden!("$1", "$2"),
+        "\
            and (l.sort_at, l.uri) < (coalesce($3, 'infinity'::timestamptz), coalesce($4, '')) \
          order by l.sort_at desc, l.uri desc limit $5"
     ))

@@ -14,11 +14,14 @@ const MAX_LIST_ITEMS: i64 = 500;
 /// `select` of [`ListRow`] from `list l` of active authors, for `concat!` before a `where`.
 macro_rules! visible_lists {
     () => {
-        "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
+        concat!(
+            "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
                 l.created_at, l.indexed_at, l.sort_at \
          from list l \
-         join actor a on a.did = l.did and a.active \
-         left join profile p on p.did = l.did "
+         join actor a on a.did = l.did and a.active and",
+            not_hidden!("l.uri", "l.did"),
+            "left join profile p on p.did = l.did "
+        )
     };
 }
 
@@ -62,14 +65,16 @@ pub struct ListDetailRow {
 /// One visible list.
 #[instrument(skip(db))]
 pub async fn by_uri(db: &PgPool, uri: &str) -> Result<Option<ListDetailRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select l.uri, l.cid, l.did, a.handle, p.avatar, l.name, l.list_type, l.item_count, \
                 l.created_at, l.indexed_at, l.sort_at, l.record \
          from list l \
-         join actor a on a.did = l.did and a.active \
+         join actor a on a.did = l.did and a.active and",
+        not_hidden!("l.uri", "l.did"),
+        "\
          left join profile p on p.did = l.did \
-         where l.uri = $1",
-    )
+         where l.uri = $1"
+    ))
     .bind(uri)
     .fetch_optional(db)
     .await
@@ -138,15 +143,17 @@ pub async fn artworks(
     list_uris: &[String],
     per_list: i64,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select list_uri, image_url from ( \
            select li.list_uri, t.record->>'imageUrl' as image_url, \
                   row_number() over (partition by li.list_uri order by li.position) as n \
            from list_item li join track t on t.uri = li.subject_uri \
-           join actor a on a.did = t.did and a.active \
+           join actor a on a.did = t.did and a.active and",
+        not_hidden!("t.uri", "t.did"),
+        "\
            where li.list_uri = any($1) and t.record->>'imageUrl' is not null \
-         ) art where n <= $2 order by list_uri, n",
-    )
+         ) art where n <= $2 order by list_uri, n"
+    ))
     .bind(list_uris)
     .bind(per_list)
     .fetch_all(db)

@@ -1,7 +1,35 @@
 //! All SQL of the appview: one function per query, typed args in, `FromRow` rows or
 //! `sqlx::Error` out. Content is served only when its author's actor row is active (inner join
-//! on `actor ... and a.active`). Pages are keyset: the first page binds a null cursor, which the
+//! on `actor ... and a.active`) and moderation hides neither it nor its author (`not_hidden!`:
+//! labels and local takedowns, migration 0008). Pages are keyset: the first page binds a null cursor, which the
 //! SQL turns into "before everything" so the same index-friendly row comparison serves all pages.
+
+/// True unless moderation hides the record `$uri` or its author `$did`: a `!takedown`,
+/// `!suspend` or `!hide` label in force (not negated, not expired) from a subscribed labeler,
+/// or a local takedown (migration 0008's `hidden_subject`). A condition, for `concat!`.
+macro_rules! not_hidden {
+    ($uri:literal, $did:literal) => {
+        concat!(
+            " not exists (select 1 from hidden_subject h where h.subject in (",
+            $uri,
+            ", ",
+            $did,
+            ")) "
+        )
+    };
+}
+
+/// True unless moderation hides the actor `$did` (and with it all their content). A
+/// condition, for `concat!`.
+macro_rules! actor_not_hidden {
+    ($did:literal) => {
+        concat!(
+            " not exists (select 1 from hidden_subject h where h.subject = ",
+            $did,
+            ") "
+        )
+    };
+}
 
 /// Columns of [`track::TrackRow`], for `concat!` into the queries that return tracks.
 macro_rules! track_columns {
@@ -13,13 +41,17 @@ macro_rules! track_columns {
     };
 }
 
-/// Joins `track t` to its (active) author, the author's profile and the mirror's copy of its
+/// Joins `track t` to its (active) author (neither hidden by moderation), the author's profile and the mirror's copy of its
 /// audio (`track_audio ta`, `blob ab`: migration 0007), for `concat!`.
 macro_rules! track_joins {
     () => {
-        " join actor a on a.did = t.did and a.active left join profile p on p.did = t.did \
-          left join track_audio ta on ta.track_uri = t.uri and ta.error is null \
-          left join blob ab on ab.cid = ta.cid "
+        concat!(
+            " join actor a on a.did = t.did and a.active and ",
+            not_hidden!("t.uri", "t.did"),
+            " left join profile p on p.did = t.did \
+              left join track_audio ta on ta.track_uri = t.uri and ta.error is null \
+              left join blob ab on ab.cid = ta.cid "
+        )
     };
 }
 

@@ -32,17 +32,19 @@ pub struct TopTrackRow {
 /// must not fail the sum.
 #[instrument(skip(db))]
 pub async fn totals(db: &PgPool, did: Option<&str>) -> Result<TotalsRow, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select coalesce(sum(coalesce(c.plays, 0)), 0)::bigint as plays, \
                 count(*) as tracks, count(distinct t.did) as artists, \
                 coalesce(sum(case when jsonb_typeof(t.record->'duration') = 'number' \
                     and (t.record->>'duration') ~ '^[0-9]{1,9}$' \
                     then (t.record->>'duration')::bigint else 0 end), 0)::bigint \
                   as duration_seconds \
-         from track t join actor a on a.did = t.did and a.active \
+         from track t join actor a on a.did = t.did and a.active and",
+        not_hidden!("t.uri", "t.did"),
+        "\
          left join web_play_count c on c.track_uri = t.uri \
-         where ($1::text is null or t.did = $1)",
-    )
+         where ($1::text is null or t.did = $1)"
+    ))
     .bind(did)
     .fetch_one(db)
     .await
@@ -51,12 +53,14 @@ pub async fn totals(db: &PgPool, did: Option<&str>) -> Result<TotalsRow, sqlx::E
 /// The artist's most played track (with at least one play).
 #[instrument(skip(db))]
 pub async fn most_played(db: &PgPool, did: &str) -> Result<Option<TopTrackRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select t.web_id, t.title, c.plays as count \
          from web_play_count c join track t on t.uri = c.track_uri \
-         join actor a on a.did = t.did and a.active \
-         where c.did = $1 and c.plays > 0 order by c.plays desc, t.uri limit 1",
-    )
+         join actor a on a.did = t.did and a.active and",
+        not_hidden!("t.uri", "t.did"),
+        "\
+         where c.did = $1 and c.plays > 0 order by c.plays desc, t.uri limit 1"
+    ))
     .bind(did)
     .fetch_optional(db)
     .await
@@ -65,11 +69,13 @@ pub async fn most_played(db: &PgPool, did: &str) -> Result<Option<TopTrackRow>, 
 /// The artist's most liked track (with at least one like).
 #[instrument(skip(db))]
 pub async fn most_liked(db: &PgPool, did: &str) -> Result<Option<TopTrackRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "select t.web_id, t.title, t.like_count::bigint as count \
-         from track t join actor a on a.did = t.did and a.active \
-         where t.did = $1 and t.like_count > 0 order by t.like_count desc, t.uri limit 1",
-    )
+         from track t join actor a on a.did = t.did and a.active and",
+        not_hidden!("t.uri", "t.did"),
+        "\
+         where t.did = $1 and t.like_count > 0 order by t.like_count desc, t.uri limit 1"
+    ))
     .bind(did)
     .fetch_optional(db)
     .await
@@ -78,12 +84,15 @@ pub async fn most_liked(db: &PgPool, did: &str) -> Result<Option<TopTrackRow>, s
 /// The artist's place (1-based) among artists ranked by counted plays, if they have any.
 #[instrument(skip(db))]
 pub async fn play_rank(db: &PgPool, did: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(concat!(
         "with totals as (select c.did, sum(c.plays) as plays from web_play_count c \
-                         join actor a on a.did = c.did and a.active group by c.did) \
+                         join actor a on a.did = c.did and a.active \
+                         where",
+        not_hidden!("c.track_uri", "c.did"),
+        "group by c.did) \
          select 1 + (select count(*) from totals o where o.plays > t.plays) \
-         from totals t where t.did = $1 and t.plays > 0",
-    )
+         from totals t where t.did = $1 and t.plays > 0"
+    ))
     .bind(did)
     .fetch_optional(db)
     .await

@@ -16,6 +16,8 @@ mod comment;
 mod hidden;
 /// HTTP conventions: caching headers, rate limits, metrics, docs, the view cache.
 mod http;
+/// Labels and takedowns: moderated content is absent everywhere.
+mod labels;
 /// getLikes and getActorLikes.
 mod like;
 /// getList and getActorLists.
