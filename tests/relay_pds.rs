@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::support::appview::{Appview, spawn_binary};
 use crate::support::database_url;
 use crate::support::pds::{Pds, wait_until_synced};
-use crate::support::scenario::Scenario;
+use crate::support::scenario::{Scenario, TRACK};
 
 /// Verifying a few dozen commits takes well under a second; a loaded 2-core box is slower.
 pub const INDEXED: Duration = Duration::from_secs(60);
@@ -72,6 +73,27 @@ async fn relay_indexes_verified_pds_writes(pool: PgPool) {
     for did in scenario.dids() {
         assert!(docs.iter().any(|d| d == did), "{did} resolved: {docs:?}");
     }
+
+    // Caught up, the stream is live: a new commit arrives on the open connection and chains
+    // onto the stored (rev, data) of alice's repo.
+    let live = pds
+        .create_record(
+            &scenario.alice,
+            TRACK,
+            json!({
+                "$type": TRACK, "title": "Live", "artist": "Alice", "fileType": "mp3",
+                "audioUrl": "https://cdn.example.com/audio/live.mp3",
+                "createdAt": "2026-03-10T00:00:00.000Z",
+            }),
+        )
+        .await
+        .expect("live write");
+    wait_until_synced(&pool, &pds, &scenario.dids(), Some(&mut indexer), INDEXED).await;
+    let track = appview
+        .ok("fm.plyr.feed.getTrack", &[("uri", &live.uri)])
+        .await;
+    assert_eq!(track["track"]["record"]["title"], "Live");
+    assert_eq!(skip_rows(&pool).await, [], "the live commit verified too");
 
     indexer.start_kill().expect("stop the indexer");
     indexer.wait().await.expect("reap the indexer");
