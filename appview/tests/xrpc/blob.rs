@@ -660,3 +660,40 @@ async fn cover_thumbnails_are_served(db: PgPool) {
     let decoded = image::load_from_memory(&thumb.body).expect("thumbnail decodes");
     assert_eq!((decoded.width(), decoded.height()), (512, 512));
 }
+
+/// On S3 (a real s3s-fs, as in the blobstore's tests) with redirects on, a read answers 307 to
+/// a presigned URL that serves the bytes with the validated Content-Type.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn s3_reads_redirect_to_a_presigned_url(db: PgPool) {
+    let s3 = crate::s3_harness::Env::new(crate::s3_harness::Kind::S3)
+        .await
+        .expect("s3s-fs (scripts/test installs it)");
+    let plc = plc(ALICE, &key(1)).await;
+    let blobs = BlobService::new(s3.store.clone(), 1 << 30).with_redirects(Duration::from_secs(60));
+    let env = Env {
+        state: state(&db, &plc).with_blobs(blobs),
+        _plc: plc,
+        _dir: tempfile::tempdir().expect("temp dir"),
+        store: s3.store.clone(),
+        jti: std::cell::Cell::new(0),
+    };
+    let flac = Bytes::from_static(fx::FLAC);
+    let (status, body) = env
+        .upload(&flac, Some("audio/x-flac"), Some(&env.token()), false)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cid = cid_of(&flac);
+    let read = env.read("GET", &format!("/blob/{cid}"), &[]).await;
+    assert_eq!(read.status, StatusCode::TEMPORARY_REDIRECT);
+    let location = read.header("location").expect("location").to_owned();
+    let (status, head, bytes) = crate::s3_harness::http_get(&location)
+        .await
+        .expect("presigned GET");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: audio/flac"),
+        "{head}"
+    );
+    assert_eq!(bytes, fx::FLAC);
+}

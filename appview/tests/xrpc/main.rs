@@ -25,6 +25,10 @@ mod list;
 /// Audio and image fixtures, shared with the blobstore's tests.
 #[path = "../../../blobstore/tests/media_fixtures.rs"]
 mod media_fixtures;
+/// The blobstore's S3 harness (a real s3s-fs), for the redirect test.
+#[path = "../../../blobstore/tests/harness.rs"]
+#[allow(dead_code)]
+mod s3_harness;
 /// Protocol behaviour shared by all methods: limits, cursors, errors, health, CORS, serve.
 mod protocol;
 /// getLatestTracks, getTrack, getTracks, getArtistTracks.
