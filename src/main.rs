@@ -240,6 +240,23 @@ struct ServeArgs {
     /// Minutes between background blob garbage-collection passes.
     #[arg(long, env = "GC_INTERVAL_MINUTES", default_value_t = 60)]
     gc_interval_minutes: u64,
+    /// Requests one client IP may make per `--rate-limit-window-secs` (XRPC and web API);
+    /// 0 turns rate limiting off.
+    #[arg(long, env = "RATE_LIMIT", default_value_t = 3000)]
+    rate_limit: u32,
+    /// The rate limit's window in seconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW_SECS", default_value_t = 300)]
+    rate_limit_window_secs: u64,
+    /// Key rate limits by the last `X-Forwarded-For` address. Only behind a reverse proxy that
+    /// sets it, or clients choose their own key.
+    #[arg(long, env = "TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// `max-age` of anonymous responses' `Cache-Control`, in seconds.
+    #[arg(long, env = "CACHE_MAX_AGE_SECS", default_value_t = 5)]
+    cache_max_age_secs: u64,
+    /// Profiles and track views kept in memory (each; invalidated by the indexer's notifies).
+    #[arg(long, env = "VIEW_CACHE_CAPACITY", default_value_t = 100_000)]
+    view_cache_capacity: u64,
 }
 
 /// The blob mirror that `run` keeps beside the indexer.
@@ -565,7 +582,19 @@ async fn spawn_server(
         ..plyr_appview_xrpc::WebConfig::default()
     };
     let state_pool = pool.clone();
-    let mut state = plyr_appview_xrpc::AppState::new(pool).with_web(web);
+    let mut state = plyr_appview_xrpc::AppState::new(pool)
+        .with_web(web)
+        .with_cache(plyr_appview_xrpc::ViewCache::new(args.view_cache_capacity))
+        .with_http_cache(plyr_appview_xrpc::HttpCacheConfig {
+            max_age: Duration::from_secs(args.cache_max_age_secs),
+        });
+    if args.rate_limit > 0 {
+        state = state.with_rate_limit(plyr_appview_xrpc::RateLimitConfig {
+            limit: args.rate_limit,
+            window: Duration::from_secs(args.rate_limit_window_secs),
+            trust_forwarded: args.trust_forwarded_for,
+        });
+    }
     if let Some(did) = &args.service_did {
         let service_did = plyr_identity::Did::new(did)
             .with_context(|| format!("invalid --service-did {did:?}"))?;
