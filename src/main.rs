@@ -78,6 +78,28 @@ enum Command {
     /// Index repositories from their `getRepo` snapshots (verified), then exit. Resumable:
     /// discovery cursors and the per-repo queue are saved as it goes.
     Backfill(BackfillArgs),
+    /// Take down an actor, a record or a blob locally (hidden from every method, the web API
+    /// and /blob/{cid}), or with --reverse restore it, then exit.
+    Takedown(TakedownArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["actor", "record", "blob"])))]
+struct TakedownArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// An account (and all its content), by DID.
+    #[arg(long, value_name = "DID")]
+    actor: Option<String>,
+    /// One record, by AT-URI.
+    #[arg(long, value_name = "AT-URI")]
+    record: Option<String>,
+    /// One blob, by CID.
+    #[arg(long, value_name = "CID")]
+    blob: Option<String>,
+    /// Lift the takedown instead.
+    #[arg(long)]
+    reverse: bool,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +143,17 @@ struct IndexArgs {
     /// when unset.
     #[arg(long, env = "PLYR_RELAY_CURSOR")]
     relay_cursor: Option<i64>,
+    /// A labeler to follow (repeatable, or comma-separated in the env): its labels arrive by
+    /// `com.atproto.label.subscribeLabels` at the `#atproto_labeler` endpoint of its DID
+    /// document, its seq stored as `labeler:<did>`. Its `!takedown`, `!suspend` and `!hide`
+    /// labels hide content; its labels are hydrated on views.
+    #[arg(
+        long = "labeler",
+        env = "PLYR_LABELERS",
+        value_delimiter = ',',
+        value_name = "DID"
+    )]
+    labelers: Vec<String>,
 }
 
 /// The network source of `run` and `index`.
@@ -421,6 +454,7 @@ async fn run(command: Command) -> Result<()> {
             supervise(tasks, shutdown).await
         }
         Command::Backfill(args) => backfill(args, shutdown).await,
+        Command::Takedown(args) => takedown(args).await,
         Command::Gc { db, blob } => {
             let pool = connect(&db).await?;
             migrate(&pool).await?;
@@ -531,6 +565,20 @@ fn spawn_indexer(
         compress: args.jetstream_compress,
         cursor_source: "jetstream".to_owned(),
     };
+    for labeler in &args.labelers {
+        let did = plyr_identity::Did::new(labeler)
+            .with_context(|| format!("invalid --labeler {labeler:?}"))?;
+        let config = plyr_indexer::LabelerConfig {
+            did,
+            resolver: resolver.clone(),
+        };
+        let (pool, shutdown) = (pool.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            plyr_indexer::run_labeler(pool, config, shutdown)
+                .await
+                .context("labeler subscription stopped")
+        });
+    }
     {
         // Confirms inactive #account statuses with the account's PDS, beside the stream.
         let pool = pool.clone();
@@ -651,6 +699,24 @@ const BACKFILL_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// `plyr-appview backfill`: migrate, run the backfill with a progress bar (or progress logs),
 /// log the summary. Fails when a repo named with --did failed.
+/// `plyr-appview takedown`: one row of the local takedown table written or deleted.
+async fn takedown(args: TakedownArgs) -> Result<()> {
+    use plyr_indexer::TakedownSubject;
+    let subject = match (&args.actor, &args.record, &args.blob) {
+        (Some(did), _, _) => TakedownSubject::actor(did),
+        (_, Some(uri), _) => TakedownSubject::record(uri),
+        (_, _, Some(cid)) => TakedownSubject::blob(cid),
+        _ => anyhow::bail!("one of --actor, --record or --blob is required"),
+    }?;
+    let pool = connect(&args.db).await?;
+    migrate(&pool).await?;
+    let changed = plyr_indexer::takedown(&pool, &subject, args.reverse)
+        .await
+        .context("writing the takedown")?;
+    info!(?subject, reverse = args.reverse, changed, "takedown");
+    Ok(())
+}
+
 async fn backfill(args: BackfillArgs, shutdown: CancellationToken) -> Result<()> {
     let namespace = plyr_lexicons::Namespace::new(&args.namespace)
         .with_context(|| format!("invalid --namespace {:?}", args.namespace))?;

@@ -48,6 +48,7 @@ mod record;
 mod relay;
 mod source;
 mod store;
+mod takedown;
 mod writer;
 
 #[cfg(test)]
@@ -67,6 +68,7 @@ pub use backfill::{
 };
 pub use handles::resolve_handles;
 pub use labels::{LabelerConfig, run_labeler};
+pub use takedown::{SubjectError, TakedownSubject, takedown};
 pub use mirror::{Mirror, MirrorConfig, MirrorError, MirrorReport};
 pub use relay::{RelayConfig, run_relay};
 

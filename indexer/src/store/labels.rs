@@ -121,3 +121,45 @@ async fn add_skip(
     .map_err(StoreError::at("counting label skips"))?;
     Ok(())
 }
+
+/// Records (or with `reverse` deletes) a local takedown of `subject` (`kind`: actor, record or
+/// blob) and tells readers to drop their caches, in one transaction. Returns whether anything
+/// changed (false: already taken down, or nothing to reverse).
+pub(crate) async fn set_takedown(
+    pool: &PgPool,
+    subject: &str,
+    kind: &str,
+    reverse: bool,
+) -> Result<bool, StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::at("beginning a takedown transaction"))?;
+    let changed = if reverse {
+        sqlx::query("delete from takedown where subject = $1")
+            .bind(subject)
+            .execute(&mut *tx)
+            .await
+    } else {
+        sqlx::query(
+            "insert into takedown (subject, kind) values ($1, $2) on conflict (subject) do nothing",
+        )
+        .bind(subject)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await
+    }
+    .map_err(StoreError::at("writing a takedown"))?
+    .rows_affected()
+        > 0;
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(CHANGED)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::at("notifying a takedown"))?;
+    tx.commit()
+        .await
+        .map_err(StoreError::at("committing a takedown"))?;
+    Ok(changed)
+}
