@@ -166,12 +166,13 @@ enum Source {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["all", "did"])))]
 struct BackfillArgs {
     #[command(flatten)]
     db: DbArgs,
     /// Every repo with records of the namespace that --relay-url lists
     /// (listReposByCollection, or listRepos on a host without it).
-    #[arg(long, required_unless_present = "did", conflicts_with = "did")]
+    #[arg(long)]
     all: bool,
     /// This repo (repeatable), whether or not it was done before.
     #[arg(long, value_name = "DID")]
