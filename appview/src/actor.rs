@@ -1,16 +1,36 @@
 //! fm.plyr.actor.* handlers, and the actor lookup the list methods share.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::cache::ViewCache;
 use crate::error::XrpcError;
 use crate::params::{self, ActorRef, XrpcQuery};
 use crate::queries;
-use crate::queries::actor::ActorRow;
+use crate::queries::actor::{ActorRow, ProfileRow};
 use crate::views::{INVALID_HANDLE, ProfileViewDetailed};
+use crate::web::WebState;
+
+/// Most actors fm.plyr.actor.getProfiles takes at once (its lexicon's `maxLength`).
+const MAX_ACTORS: usize = 25;
+
+/// Params of fm.plyr.actor.getProfiles.
+#[derive(Debug, Deserialize)]
+pub struct GetProfilesParams {
+    #[serde(default)]
+    actors: Vec<String>,
+}
+
+/// Output of fm.plyr.actor.getProfiles.
+#[derive(Debug, Serialize)]
+pub struct ProfilesOutput {
+    profiles: Vec<ProfileViewDetailed>,
+}
 
 /// Params of fm.plyr.actor.getProfile.
 #[derive(Debug, Deserialize)]
@@ -24,6 +44,7 @@ pub struct GetProfileParams {
 pub async fn get_profile(
     State(db): State<PgPool>,
     State(cache): State<ViewCache>,
+    State(web): State<Arc<WebState>>,
     XrpcQuery(p): XrpcQuery<GetProfileParams>,
 ) -> Result<Json<ProfileViewDetailed>, XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
@@ -46,7 +67,55 @@ pub async fn get_profile(
         .profile(&db, &row.did)
         .await?
         .ok_or_else(profile_not_found)?;
-    Ok(Json(ProfileViewDetailed::from(profile)))
+    Ok(Json(ProfileViewDetailed::new(
+        profile,
+        &web.config.public_url,
+    )))
+}
+
+/// fm.plyr.actor.getProfiles: the profiles of up to 25 actors (DIDs or handles), in request
+/// order (repeats answered once), leaving out unknown and inactive ones.
+pub async fn get_profiles(
+    State(db): State<PgPool>,
+    State(web): State<Arc<WebState>>,
+    XrpcQuery(p): XrpcQuery<GetProfilesParams>,
+) -> Result<Json<ProfilesOutput>, XrpcError> {
+    if p.actors.is_empty() {
+        return Err(XrpcError::InvalidRequest(
+            "missing required parameter actors".to_owned(),
+        ));
+    }
+    if p.actors.len() > MAX_ACTORS {
+        return Err(XrpcError::InvalidRequest(format!(
+            "actors takes at most {MAX_ACTORS} values"
+        )));
+    }
+    let refs = p
+        .actors
+        .iter()
+        .map(|raw| params::actor("actors", raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut dids: Vec<String> = Vec::with_capacity(refs.len());
+    for actor in &refs {
+        let did = match actor {
+            ActorRef::Did(did) => Some(did.clone()),
+            handle => lookup(&db, handle).await?.map(|row| row.did),
+        };
+        if let Some(did) = did.filter(|d| !dids.contains(d)) {
+            dids.push(did);
+        }
+    }
+    let mut found: HashMap<String, ProfileRow> = queries::actor::profiles(&db, &dids)
+        .await?
+        .into_iter()
+        .map(|row| (row.did.clone(), row))
+        .collect();
+    let profiles = dids
+        .iter()
+        .filter_map(|did| found.remove(did))
+        .map(|row| ProfileViewDetailed::new(row, &web.config.public_url))
+        .collect();
+    Ok(Json(ProfilesOutput { profiles }))
 }
 
 /// The DID of an active actor, for methods that list their content. Unknown and hidden actors

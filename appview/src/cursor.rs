@@ -85,6 +85,34 @@ impl PositionCursor {
     }
 }
 
+/// Position after a search hit: its rank (smaller first; `plyr_search_rank`, migration 0009),
+/// then its key, the record's AT-URI or, for an actor, the DID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankCursor {
+    /// The rank of the last hit served.
+    pub rank: i64,
+    /// The key of the last hit served.
+    pub key: String,
+}
+
+impl RankCursor {
+    /// The opaque cursor handed to clients after a hit with this rank and key.
+    pub fn after(rank: i64, key: &str) -> String {
+        encode(rank, key)
+    }
+
+    /// Reads a cursor issued by [`RankCursor::after`]: the key must be a DID or a record AT-URI.
+    pub fn decode(s: &str) -> Result<RankCursor, CursorError> {
+        let (rank, key) = decode_key(s)?;
+        if key.starts_with("did:") {
+            plyr_lexicons::syntax::validate_did(&key).map_err(|_| CursorError::Uri)?;
+        } else {
+            check_record_uri(&key)?;
+        }
+        Ok(RankCursor { rank, key })
+    }
+}
+
 /// Splits rows fetched with `limit + 1` into the page to serve and, when the extra row shows
 /// that more exist, the cursor after the page's last row.
 pub fn paginate<R>(
@@ -105,6 +133,21 @@ fn encode(key: i64, uri: &str) -> String {
 }
 
 fn decode(s: &str) -> Result<(i64, String), CursorError> {
+    let (key, uri) = decode_key(s)?;
+    check_record_uri(&uri)?;
+    Ok((key, uri))
+}
+
+fn check_record_uri(uri: &str) -> Result<(), CursorError> {
+    let at_uri = AtUri::parse(uri).map_err(|_| CursorError::Uri)?;
+    if !at_uri.authority_is_did() || at_uri.rkey().is_none() {
+        return Err(CursorError::Uri);
+    }
+    Ok(())
+}
+
+/// The integer key and the unchecked tie-breaker of a cursor.
+fn decode_key(s: &str) -> Result<(i64, String), CursorError> {
     if s.len() > MAX_CURSOR_LEN {
         return Err(CursorError::TooLong);
     }
@@ -117,10 +160,6 @@ fn decode(s: &str) -> Result<(i64, String), CursorError> {
     // "+5" and "007" parse too; only the form we write is accepted.
     if parsed.to_string() != key {
         return Err(CursorError::Key);
-    }
-    let at_uri = AtUri::parse(uri).map_err(|_| CursorError::Uri)?;
-    if !at_uri.authority_is_did() || at_uri.rkey().is_none() {
-        return Err(CursorError::Uri);
     }
     Ok((parsed, uri.to_owned()))
 }
@@ -194,6 +233,29 @@ mod tests {
         }
         let out_of_range = b64(&format!("{}::{URI}", i64::MAX));
         assert_eq!(TimeCursor::decode(&out_of_range), Err(CursorError::Range));
+    }
+
+    #[test]
+    fn rank_cursor_takes_a_did_or_a_record_uri() {
+        for key in ["did:plc:abc", URI] {
+            let cursor = RankCursor {
+                rank: 2_000_417,
+                key: key.to_owned(),
+            };
+            assert_eq!(
+                RankCursor::decode(&RankCursor::after(cursor.rank, key)),
+                Ok(cursor)
+            );
+        }
+        let cases = [
+            (b64("5::did:"), CursorError::Uri),
+            (b64("5::at://did:plc:abc"), CursorError::Uri),
+            (b64("5::alice.test"), CursorError::Uri),
+            (b64("x::did:plc:abc"), CursorError::Key),
+        ];
+        for (input, want) in cases {
+            assert_eq!(RankCursor::decode(&input), Err(want), "{input}");
+        }
     }
 
     #[test]

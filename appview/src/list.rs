@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::actor::visible_did;
@@ -45,6 +45,66 @@ pub async fn get_list(
     Ok(Json(ListOutput {
         list: ListViewDetailed::new(list, items),
     }))
+}
+
+/// Params of fm.plyr.feed.getArtistAlbums and fm.plyr.feed.getActorPlaylists.
+#[derive(Debug, Deserialize)]
+pub struct ActorPageParams {
+    actor: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Output of fm.plyr.feed.getArtistAlbums.
+#[derive(Debug, Serialize)]
+pub struct AlbumsPage {
+    albums: Vec<ListView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
+/// Output of fm.plyr.feed.getActorPlaylists.
+#[derive(Debug, Serialize)]
+pub struct PlaylistsPage {
+    playlists: Vec<ListView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
+/// fm.plyr.feed.getArtistAlbums: an active artist's album lists, newest first.
+pub async fn get_artist_albums(
+    State(db): State<PgPool>,
+    XrpcQuery(p): XrpcQuery<ActorPageParams>,
+) -> Result<Json<AlbumsPage>, XrpcError> {
+    let (albums, cursor) = lists_of_type(&db, p, "album").await?;
+    Ok(Json(AlbumsPage { albums, cursor }))
+}
+
+/// fm.plyr.feed.getActorPlaylists: an active actor's playlists, newest first.
+pub async fn get_actor_playlists(
+    State(db): State<PgPool>,
+    XrpcQuery(p): XrpcQuery<ActorPageParams>,
+) -> Result<Json<PlaylistsPage>, XrpcError> {
+    let (playlists, cursor) = lists_of_type(&db, p, "playlist").await?;
+    Ok(Json(PlaylistsPage { playlists, cursor }))
+}
+
+/// One page of an active actor's lists of `list_type`, with the cursor after it.
+async fn lists_of_type(
+    db: &PgPool,
+    p: ActorPageParams,
+    list_type: &str,
+) -> Result<(Vec<ListView>, Option<String>), XrpcError> {
+    let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
+    let limit = Limit::parse(p.limit.as_deref())?;
+    let after = params::time_cursor(p.cursor.as_deref())?;
+    let did = visible_did(db, &actor).await?;
+    let rows =
+        queries::list::by_author(db, &did, Some(list_type), after.as_ref(), limit.fetch()).await?;
+    let (rows, cursor) = paginate(rows, limit.rows(), |row| {
+        TimeCursor::after(row.sort_at, &row.uri)
+    });
+    Ok((rows.into_iter().map(ListView::from).collect(), cursor))
 }
 
 /// fm.plyr.feed.getActorLists: an active actor's lists, newest first, optionally of one type.

@@ -6,13 +6,16 @@ use axum::http::request::Parts;
 use plyr_lexicons::syntax::{self, AtUri};
 use serde::de::DeserializeOwned;
 
-use crate::cursor::{PositionCursor, TimeCursor};
+use crate::cursor::{PositionCursor, RankCursor, TimeCursor};
 use crate::error::XrpcError;
 
 /// `limit` when the client sends none (the lexicons' default).
 pub const DEFAULT_LIMIT: u8 = 50;
 /// Largest `limit` accepted; larger values are refused, not clamped.
 pub const MAX_LIMIT: u8 = 100;
+/// Shortest and longest search query, in characters: one character matches nearly
+/// everything, and past 100 nobody is typing a name.
+pub const QUERY_CHARS: (usize, usize) = (2, 100);
 
 /// Query params deserialized from the raw query string with `serde_html_form`, which (unlike
 /// axum's `Query`) collects repeated keys such as `uris=a&uris=b` into a `Vec`. An empty value
@@ -137,6 +140,28 @@ pub fn position_cursor(raw: Option<&str>) -> Result<Option<PositionCursor>, Xrpc
         .transpose()
 }
 
+/// Reads the `cursor` param of a search method (empty: the first page).
+pub fn rank_cursor(raw: Option<&str>) -> Result<Option<RankCursor>, XrpcError> {
+    raw.filter(|s| !s.is_empty())
+        .map(|s| RankCursor::decode(s).map_err(invalid_cursor))
+        .transpose()
+}
+
+/// Reads the `q` param of a search method: required, [`QUERY_CHARS`] characters after
+/// trimming.
+pub fn search_query(raw: Option<String>) -> Result<String, XrpcError> {
+    let q = required("q", raw)?;
+    let q = q.trim();
+    let chars = q.chars().count();
+    if !(QUERY_CHARS.0..=QUERY_CHARS.1).contains(&chars) {
+        return Err(XrpcError::InvalidRequest(format!(
+            "q must be {} to {} characters",
+            QUERY_CHARS.0, QUERY_CHARS.1
+        )));
+    }
+    Ok(q.to_owned())
+}
+
 fn invalid_cursor(e: crate::cursor::CursorError) -> XrpcError {
     XrpcError::InvalidRequest(format!("invalid cursor: {e}"))
 }
@@ -165,6 +190,26 @@ mod tests {
             assert_eq!(got, want, "{raw:?}");
         }
         assert_eq!(Limit::parse(Some("7")).map(Limit::fetch).ok(), Some(8));
+    }
+
+    #[test]
+    fn search_query_is_two_to_a_hundred_characters() {
+        let cases = [
+            (None, None),
+            (Some(""), None),
+            (Some("a"), None),
+            (Some(" a "), None),
+            (Some("ab"), Some("ab")),
+            (Some(" é’ "), Some("é’")),
+            (Some("é’"), Some("é’")),
+        ];
+        for (raw, want) in cases {
+            let got = search_query(raw.map(str::to_owned)).ok();
+            assert_eq!(got.as_deref(), want, "{raw:?}");
+        }
+        assert!(search_query(Some("x".repeat(100))).is_ok());
+        let too_long = search_query(Some("x".repeat(101)));
+        assert!(matches!(too_long, Err(XrpcError::InvalidRequest(_))));
     }
 
     #[test]

@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::XrpcError;
 use crate::{
-    AppState, actor, comment, docs, health, http, like, list, metrics, ratelimit, track,
-    well_known,
+    AppState, actor, comment, docs, feed, health, http, like, list, metrics, ratelimit, search,
+    track, well_known,
 };
 
 /// Longest a request may run. Every method is a handful of indexed lookups answered in
@@ -62,6 +62,15 @@ fn methods() -> Router<AppState> {
         .route("/docs", get(docs::docs_html))
         .route("/xrpc/_health", query(health::health))
         .route("/xrpc/fm.plyr.actor.getProfile", query(actor::get_profile))
+        .route("/xrpc/fm.plyr.actor.getProfiles", query(actor::get_profiles))
+        .route("/xrpc/fm.plyr.actor.searchActors", query(search::search_actors))
+        .route("/xrpc/fm.plyr.feed.searchTracks", query(search::search_tracks))
+        .route("/xrpc/fm.plyr.unspecced.search", query(search::search))
+        .route("/xrpc/fm.plyr.feed.getTopTracks", query(feed::get_top_tracks))
+        .route("/xrpc/fm.plyr.feed.getTrending", query(feed::get_trending))
+        .route("/xrpc/fm.plyr.feed.getActivity", query(feed::get_activity))
+        .route("/xrpc/fm.plyr.feed.getArtistAlbums", query(list::get_artist_albums))
+        .route("/xrpc/fm.plyr.feed.getActorPlaylists", query(list::get_actor_playlists))
         .route("/xrpc/fm.plyr.feed.getLatestTracks", query(track::get_latest_tracks))
         .route("/xrpc/fm.plyr.feed.getTrack", query(track::get_track))
         .route("/xrpc/fm.plyr.feed.getTracks", query(track::get_tracks))

@@ -14,7 +14,7 @@ use crate::queries::track::TrackRow;
 pub const INVALID_HANDLE: &str = "handle.invalid";
 
 /// ATProto's preferred datetime form: UTC, millisecond precision, `Z`.
-fn datetime(at: &DateTime<Utc>) -> String {
+pub(crate) fn datetime(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -23,7 +23,7 @@ fn handle_or_invalid(handle: Option<String>) -> String {
 }
 
 /// fm.plyr.actor.defs#profileViewBasic.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileViewBasic {
     did: String,
@@ -33,7 +33,12 @@ pub struct ProfileViewBasic {
 }
 
 impl ProfileViewBasic {
-    fn new(did: String, handle: Option<String>, avatar: Option<String>) -> ProfileViewBasic {
+    /// An actor's basic view; a null handle shows as [`INVALID_HANDLE`].
+    pub(crate) fn new(
+        did: String,
+        handle: Option<String>,
+        avatar: Option<String>,
+    ) -> ProfileViewBasic {
         ProfileViewBasic {
             did,
             handle: handle_or_invalid(handle),
@@ -57,19 +62,56 @@ pub struct ProfileViewDetailed {
     comment_count: i32,
     album_count: i32,
     playlist_count: i32,
+    received_like_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     indexed_at: Option<String>,
 }
 
-impl From<ProfileRow> for ProfileViewDetailed {
-    fn from(row: ProfileRow) -> ProfileViewDetailed {
+/// The URL of an app.bsky.actor.profile avatar: our `/blob/{cid}` when the blob store holds
+/// it, else the actor's PDS (`com.atproto.sync.getBlob`), else the Bluesky CDN's form.
+pub fn bsky_avatar_url(
+    public_url: &str,
+    did: &str,
+    cid: &str,
+    held: bool,
+    pds: Option<&str>,
+) -> String {
+    if held {
+        return format!("{}/blob/{cid}", public_url.trim_end_matches('/'));
+    }
+    match pds.filter(|p| p.starts_with("https://") || p.starts_with("http://")) {
+        Some(pds) => format!(
+            "{}/xrpc/com.atproto.sync.getBlob?did={did}&cid={cid}",
+            pds.trim_end_matches('/')
+        ),
+        None => format!("https://cdn.bsky.app/img/avatar/plain/{did}/{cid}@jpeg"),
+    }
+}
+
+impl ProfileViewDetailed {
+    /// The view of `row`; `public_url` is this server as clients reach it (for avatars we
+    /// hold). The fm.plyr profile's avatar, chosen for plyr.fm, wins over the Bluesky one.
+    pub fn new(row: ProfileRow, public_url: &str) -> ProfileViewDetailed {
+        let bsky_avatar = row.bsky_avatar_cid.as_deref().map(|cid| {
+            bsky_avatar_url(
+                public_url,
+                &row.did,
+                cid,
+                row.bsky_avatar_held,
+                row.pds.as_deref(),
+            )
+        });
         ProfileViewDetailed {
+            received_like_count: row.liked_count.max(0),
+            display_name: row.display_name,
+            avatar: row.avatar.or(bsky_avatar),
             did: row.did,
             handle: handle_or_invalid(row.handle),
             bio: row.bio,
-            avatar: row.avatar,
             track_count: row.track_count,
             like_count: row.like_count,
             comment_count: row.comment_count,
@@ -82,7 +124,7 @@ impl From<ProfileRow> for ProfileViewDetailed {
 }
 
 /// fm.plyr.feed.defs#trackView.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackView {
     uri: String,
@@ -101,7 +143,7 @@ pub struct TrackView {
 }
 
 /// fm.plyr.feed.defs#audioState.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AudioState {
     source: String,
@@ -114,7 +156,7 @@ pub struct AudioState {
 }
 
 /// fm.plyr.feed.defs#viewerState.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TrackViewerState {
     #[serde(skip_serializing_if = "Option::is_none")]
     like: Option<String>,

@@ -44,6 +44,39 @@ pub struct ProfileRow {
     pub created_at: Option<DateTime<Utc>>,
     /// When the profile record was indexed.
     pub indexed_at: Option<DateTime<Utc>>,
+    /// `displayName` of the actor's app.bsky.actor.profile record.
+    pub display_name: Option<String>,
+    /// CID of the avatar blob of that record.
+    pub bsky_avatar_cid: Option<String>,
+    /// Whether our blob store holds that avatar.
+    pub bsky_avatar_held: bool,
+    /// The `#atproto_pds` service endpoint of the stored DID document, if any.
+    pub pds: Option<String>,
+    /// Likes the actor's tracks received (the sum of their stored like counts).
+    pub liked_count: i64,
+}
+
+/// `select` of [`ProfileRow`] from active, unhidden `actor a`, for `concat!` before a
+/// condition on `a`.
+macro_rules! profile_select {
+    () => {
+        concat!(
+            "select a.did, a.handle, p.bio, p.avatar, a.track_count, a.like_count, \
+                    a.comment_count, a.album_count, a.playlist_count, p.created_at, p.indexed_at, \
+                    b.display_name, b.avatar_cid as bsky_avatar_cid, \
+                    exists (select 1 from blob ob where ob.cid = b.avatar_cid) as bsky_avatar_held, \
+                    jsonb_path_query_first(d.doc, \
+                      '$.service[*] ? (@.id like_regex \"#atproto_pds$\").serviceEndpoint') #>> '{}' \
+                      as pds, \
+                    (select coalesce(sum(t.like_count), 0) from track t where t.did = a.did)::bigint \
+                      as liked_count \
+             from actor a left join profile p on p.did = a.did \
+             left join bsky_profile b on b.did = a.did left join did_doc d on d.did = a.did \
+             where a.active and",
+            actor_not_hidden!("a.did"),
+            "and "
+        )
+    };
 }
 
 /// The actor with this DID, active or not.
@@ -81,17 +114,19 @@ pub async fn by_handle(db: &PgPool, handle: &str) -> Result<Option<ActorRow>, sq
 /// The profile of an active actor.
 #[instrument(skip(db))]
 pub async fn profile(db: &PgPool, did: &str) -> Result<Option<ProfileRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "select a.did, a.handle, p.bio, p.avatar, a.track_count, a.like_count, a.comment_count, \
-                a.album_count, a.playlist_count, p.created_at, p.indexed_at \
-         from actor a left join profile p on p.did = a.did \
-         where a.did = $1 and a.active and",
-        actor_not_hidden!("a.did"),
-        ""
-    ))
-    .bind(did)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(concat!(profile_select!(), "a.did = $1"))
+        .bind(did)
+        .fetch_optional(db)
+        .await
+}
+
+/// The profiles of the active actors among `dids`, in no particular order.
+#[instrument(skip(db))]
+pub async fn profiles(db: &PgPool, dids: &[String]) -> Result<Vec<ProfileRow>, sqlx::Error> {
+    sqlx::query_as(concat!(profile_select!(), "a.did = any($1)"))
+        .bind(dids)
+        .fetch_all(db)
+        .await
 }
 
 /// What the web API shows of an active actor: profile, a display name and their PDS.
@@ -105,8 +140,8 @@ pub struct ActorCardRow {
     pub bio: Option<String>,
     /// `avatar` of the profile record.
     pub avatar: Option<String>,
-    /// The `artist` name of the actor's newest track: the display name they publish under
-    /// (profiles carry none). Null for actors without tracks.
+    /// `displayName` of the actor's app.bsky.actor.profile, else the `artist` name of their
+    /// newest track (the name they publish under). Null when neither exists.
     pub display_name: Option<String>,
     /// `createdAt` of the profile record, else when the indexer first saw the actor.
     pub created_at: DateTime<Utc>,
@@ -121,35 +156,20 @@ pub struct ActorCardRow {
 pub async fn cards(db: &PgPool, dids: &[String]) -> Result<Vec<ActorCardRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select a.did, a.handle, p.bio, p.avatar, \
-                (select t.artist from track t where t.did = a.did \
-                 order by t.sort_at desc, t.uri desc limit 1) as display_name, \
+                coalesce(nullif(b.display_name, ''), \
+                  (select t.artist from track t where t.did = a.did \
+                   order by t.sort_at desc, t.uri desc limit 1)) as display_name, \
                 coalesce(p.created_at, a.first_seen_at) as created_at, a.updated_at, \
                 jsonb_path_query_first(d.doc, \
                   '$.service[*] ? (@.id like_regex \"#atproto_pds$\").serviceEndpoint') #>> '{}' \
                   as pds \
          from actor a left join profile p on p.did = a.did left join did_doc d on d.did = a.did \
+         left join bsky_profile b on b.did = a.did \
          where a.did = any($1) and a.active and",
         actor_not_hidden!("a.did"),
         ""
     ))
     .bind(dids)
-    .fetch_all(db)
-    .await
-}
-
-/// DIDs of active actors whose handle contains `pattern` (case-insensitive), handles starting
-/// with it first, then publishers with the most tracks.
-#[instrument(skip(db))]
-pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(concat!(
-        "select a.did from actor a \
-         where a.active and",
-        actor_not_hidden!("a.did"),
-        "and a.handle is not null and strpos(a.handle, lower($1)) > 0 \
-         order by strpos(a.handle, lower($1)) = 1 desc, a.track_count desc, a.did limit $2"
-    ))
-    .bind(pattern)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

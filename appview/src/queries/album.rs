@@ -22,6 +22,16 @@ pub struct AlbumRow {
     pub title: String,
 }
 
+/// An album found by [`search`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AlbumHitRow {
+    /// The album.
+    #[sqlx(flatten)]
+    pub album: AlbumRow,
+    /// `plyr_search_rank` of its title (smaller is better).
+    pub rank: i64,
+}
+
 /// Which track belongs to which album of an artist.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AlbumMemberRow {
@@ -45,7 +55,7 @@ pub struct AlbumMemberRow {
 /// before an `order by`. Two filters rather than one optional one, so that each query keeps a
 /// plan that uses its index.
 macro_rules! albums_where {
-    ($list:literal, $track:literal) => {
+    ($list:expr, $track:expr) => {
         concat!(
             "select * from ( \
                select l.did, l.uri as list_uri, l.web_id::text as list_web_id, l.name as title, \
@@ -84,18 +94,18 @@ pub async fn of_artists(db: &PgPool, dids: &[String]) -> Result<Vec<AlbumRow>, s
     .await
 }
 
-/// Albums whose title contains `pattern` (case-insensitive), titles starting with it first,
-/// then newest.
+/// Albums whose title matches `q` (migration 0009's ranked search: exact, prefix, substring,
+/// similar; ties by word similarity), best first, then newest.
 #[instrument(skip(db))]
-pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<AlbumRow>, sqlx::Error> {
+pub async fn search(db: &PgPool, q: &str, limit: i64) -> Result<Vec<AlbumHitRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        albums_where!(
-            "strpos(lower(l.name), lower($1)) > 0",
-            "strpos(lower(t.album), lower($1)) > 0"
-        ),
-        "order by strpos(lower(title), lower($1)) = 1 desc, created_at desc, did, title limit $2"
+        "select *, ",
+        search_rank!("title"),
+        " as rank from (",
+        albums_where!(search_match!("l.name"), search_match!("t.album")),
+        ") hits order by rank, created_at desc, did, title limit $2"
     ))
-    .bind(pattern)
+    .bind(q)
     .bind(limit)
     .fetch_all(db)
     .await

@@ -160,23 +160,11 @@ pub async fn artworks(
     .await
 }
 
-/// Visible lists of `list_type` whose name contains `pattern` (case-insensitive), names
-/// starting with it first, then newest.
+/// The visible lists among `uris`, in no particular order.
 #[instrument(skip(db))]
-pub async fn search(
-    db: &PgPool,
-    list_type: &str,
-    pattern: &str,
-    limit: i64,
-) -> Result<Vec<ListRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        visible_lists!(),
-        "where l.list_type = $1 and strpos(lower(l.name), lower($2)) > 0 \
-         order by strpos(lower(l.name), lower($2)) = 1 desc, l.sort_at desc, l.uri desc limit $3"
-    ))
-    .bind(list_type)
-    .bind(pattern)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+pub async fn by_uris(db: &PgPool, uris: &[String]) -> Result<Vec<ListRow>, sqlx::Error> {
+    sqlx::query_as(concat!(visible_lists!(), "where l.uri = any($1)"))
+        .bind(uris)
+        .fetch_all(db)
+        .await
 }

@@ -86,6 +86,31 @@ macro_rules! newest_like_of_pair {
     };
 }
 
+/// True when the normalized `$col` contains the query `$1` literally or is similar to it
+/// (trigram or word similarity): each arm is served by the column's trigram index. For
+/// `concat!`.
+macro_rules! search_match {
+    ($col:literal) => {
+        concat!(
+            " (plyr_search_norm(",
+            $col,
+            ") like plyr_search_pattern($1) or plyr_search_norm(",
+            $col,
+            ") % plyr_search_norm($1) or plyr_search_norm(",
+            $col,
+            ") %> plyr_search_norm($1)) "
+        )
+    };
+}
+
+/// `plyr_search_rank` of the column `$col` for the query `$1`. For `concat!`.
+macro_rules! search_rank {
+    ($col:literal) => {
+        concat!(" plyr_search_rank(plyr_search_norm(", $col, "), $1) ")
+    };
+}
+
+pub mod activity;
 pub mod actor;
 pub mod album;
 pub mod blob;
@@ -95,5 +120,6 @@ pub mod like;
 pub mod list;
 pub mod metrics;
 pub mod play;
+pub mod search;
 pub mod stats;
 pub mod track;

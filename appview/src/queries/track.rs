@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tracing::instrument;
 
-use crate::cursor::TimeCursor;
+use crate::cursor::{PositionCursor, TimeCursor};
 
 /// A track joined with its author.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -125,48 +125,109 @@ pub async fn held_audio(db: &PgPool, cids: &[String]) -> Result<Vec<String>, sql
         .await
 }
 
-/// Liked tracks by like count, most liked first, without `exclude_labels`. With `since`, only
-/// likes created after it count (an actor's likes of one track count once).
+/// A track with the score a ranked feed orders it by.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScoredTrackRow {
+    /// The track.
+    #[sqlx(flatten)]
+    pub track: TrackRow,
+    /// Larger first: likes, or a trending score in millionths.
+    pub score: i64,
+}
+
+/// Liked tracks by like count, most liked first (ties by URI, descending), after `after`,
+/// without `exclude_labels`. With `since`, only likes created at or after it count, by active
+/// actors, an actor's likes of one track once (read through migration 0009's like-time index).
 #[instrument(skip(db))]
 pub async fn top(
     db: &PgPool,
     since: Option<DateTime<Utc>>,
     exclude_labels: &[&str],
+    after: Option<&PositionCursor>,
     limit: i64,
-) -> Result<Vec<TrackRow>, sqlx::Error> {
+) -> Result<Vec<ScoredTrackRow>, sqlx::Error> {
     match since {
         None => {
             sqlx::query_as(concat!(
-                visible_tracks!(),
-                "where t.like_count > 0 ",
+                "select ",
+                track_columns!(),
+                ", t.like_count::bigint as score from track t",
+                track_joins!(),
+                "where t.like_count > 0 \
+                   and (t.like_count, t.uri) < (coalesce($3, 2147483647), coalesce($4, '')) ",
                 without_labels!("$1"),
-                " order by t.like_count desc, t.sort_at desc, t.uri desc limit $2"
+                " order by t.like_count desc, t.uri desc limit $2"
             ))
             .bind(exclude_labels)
             .bind(limit)
+            .bind(after.map(|c| c.key))
+            .bind(after.map(|c| c.uri.as_str()))
             .fetch_all(db)
             .await
         }
         Some(since) => {
             sqlx::query_as(concat!(
-                "with recent as (select l.subject_uri, count(distinct l.did) as likes \
+                "with recent as (select l.subject_uri, count(distinct l.did) as score \
                    from track_like l join actor la on la.did = l.did and la.active \
                    where l.created_at >= $1 group by l.subject_uri) \
                  select ",
                 track_columns!(),
-                " from recent r join track t on t.uri = r.subject_uri",
+                ", r.score from recent r join track t on t.uri = r.subject_uri",
                 track_joins!(),
-                "where true ",
+                "where (r.score, t.uri) < (coalesce($4, 9223372036854775807), coalesce($5, '')) ",
                 without_labels!("$2"),
-                " order by r.likes desc, t.sort_at desc, t.uri desc limit $3"
+                " order by r.score desc, t.uri desc limit $3"
             ))
             .bind(since)
             .bind(exclude_labels)
             .bind(limit)
+            .bind(after.map(|c| c.key))
+            .bind(after.map(|c| c.uri.as_str()))
             .fetch_all(db)
             .await
         }
     }
+}
+
+/// Tracks liked since `since`, each like (by an active actor; an actor's likes of one track
+/// once, the newest) weighted 2^((created_at - since) / half_life), highest score first (ties
+/// by URI, descending), after `after`. Growth from a fixed `since` orders tracks as decay from
+/// now would, and keeps scores stable between pages while `since` is. Scores are in millionths.
+#[instrument(skip(db))]
+pub async fn trending(
+    db: &PgPool,
+    since: DateTime<Utc>,
+    half_life_secs: f64,
+    exclude_labels: &[&str],
+    after: Option<&PositionCursor>,
+    limit: i64,
+) -> Result<Vec<ScoredTrackRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "with pairs as (select distinct on (l.subject_uri, l.did) l.subject_uri, l.created_at \
+           from track_like l join actor la on la.did = l.did and la.active \
+           where l.created_at >= $1 \
+           order by l.subject_uri, l.did, l.created_at desc), \
+         recent as (select subject_uri, \
+           floor(sum(power(2::float8, \
+                 least(extract(epoch from created_at - $1)::float8 / $2, 40))) * 1000000)::bigint \
+             as score \
+           from pairs group by subject_uri) \
+         select ",
+        track_columns!(),
+        ", r.score from recent r join track t on t.uri = r.subject_uri",
+        track_joins!(),
+        "where (r.score, t.uri) < (coalesce($5, 9223372036854775807), coalesce($6, '')) ",
+        without_labels!("$3"),
+        " order by r.score desc, t.uri desc limit $4"
+    ))
+    .bind(since)
+    .bind(half_life_secs)
+    .bind(exclude_labels)
+    .bind(limit)
+    .bind(after.map(|c| c.key))
+    .bind(after.map(|c| c.uri.as_str()))
+    .fetch_all(db)
+    .await
 }
 
 /// One actor's tracks whose `album` is `album`, oldest first (an album's running order when it
@@ -184,21 +245,6 @@ pub async fn by_album(
     ))
     .bind(did)
     .bind(album)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-}
-
-/// Tracks whose title contains `pattern` (case-insensitive), titles starting with it first,
-/// then newest.
-#[instrument(skip(db))]
-pub async fn search(db: &PgPool, pattern: &str, limit: i64) -> Result<Vec<TrackRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        visible_tracks!(),
-        "where strpos(lower(t.title), lower($1)) > 0 \
-         order by strpos(lower(t.title), lower($1)) = 1 desc, t.sort_at desc, t.uri desc limit $2"
-    ))
-    .bind(pattern)
     .bind(limit)
     .fetch_all(db)
     .await

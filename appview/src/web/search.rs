@@ -1,5 +1,6 @@
-//! `/search/`: tracks, artists, albums and playlists whose names contain the query, merged by
-//! relevance. Tags are not on the network, so none are found.
+//! `/search/`: tracks, artists, albums and playlists matching the query (the ranked search
+//! XRPC's search methods use: `queries::search`), merged by relevance. Tags are not on the
+//! network, so none are found.
 
 use std::collections::HashMap;
 
@@ -14,10 +15,8 @@ use super::error::WebError;
 use super::id;
 use super::params::{self, OutOfRange, WebQuery};
 use super::track::{display_names, text};
+use crate::params::QUERY_CHARS;
 use crate::queries;
-
-/// Shortest and longest query, in characters (upstream's bounds).
-const QUERY_CHARS: (usize, usize) = (2, 100);
 
 /// Every result type, and the default of `type`.
 const TYPES: [&str; 5] = ["tracks", "artists", "albums", "tags", "playlists"];
@@ -127,22 +126,34 @@ pub struct SearchOutput {
     counts: Counts,
 }
 
-/// How well `name` matches `q`: 1 for the whole name, 0.9 for a prefix, 0.6 for a word start,
-/// 0.4 anywhere else.
-fn relevance(name: &str, q: &str) -> f64 {
-    let (name, q) = (name.to_lowercase(), q.to_lowercase());
-    if name == q {
-        1.0
-    } else if name.starts_with(&q) {
-        0.9
-    } else if name
-        .match_indices(&q)
-        .any(|(i, _)| name[..i].ends_with(|c: char| !c.is_alphanumeric()))
-    {
-        0.6
-    } else {
-        0.4
-    }
+/// A hit's rank (`queries::search::HitRow::rank`: smaller is better) as upstream's relevance
+/// (larger is better): 1 for an exact name, then down by tier (0.9 prefix, 0.6 substring,
+/// 0.4 similar), each tier's word similarity nudging within it.
+fn relevance(rank: i64) -> f64 {
+    let tier = rank.div_euclid(1_000_000);
+    let base = match tier {
+        0 => 1.0,
+        1 => 0.9,
+        2 => 0.6,
+        _ => 0.4,
+    };
+    // Millionths of (1 - word similarity), from the rank; under 0.1 so tiers never overlap.
+    let miss = f64::from(u32::try_from(rank.rem_euclid(1_000_000)).unwrap_or(999_999));
+    base - miss / 1e7
+}
+
+/// Hits of one kind, best first, as (key, rank).
+async fn hits(
+    db: &PgPool,
+    q: &str,
+    kinds: queries::search::Kinds,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    Ok(queries::search::hits(db, q, kinds, None, limit)
+        .await?
+        .into_iter()
+        .map(|h| (h.key, h.rank))
+        .collect())
 }
 
 /// `GET /search/?q=&type=&limit=`.
@@ -179,42 +190,75 @@ pub async fn search(
     };
     let mut results = Vec::new();
     let mut counts = Counts::default();
+    let only = queries::search::Kinds::default();
     if kinds.contains(&"tracks") {
-        let rows = queries::track::search(&db, &q, limit).await?;
-        counts.tracks = rows.len();
-        let dids: Vec<String> = rows.iter().map(|r| r.did.clone()).collect();
+        let found = hits(
+            &db,
+            &q,
+            queries::search::Kinds {
+                tracks: true,
+                ..only
+            },
+            limit,
+        )
+        .await?;
+        let uris: Vec<String> = found.iter().map(|(uri, _)| uri.clone()).collect();
+        let mut rows: HashMap<String, _> = queries::track::by_uris(&db, &uris)
+            .await?
+            .into_iter()
+            .map(|r| (r.uri.clone(), r))
+            .collect();
+        let dids: Vec<String> = rows.values().map(|r| r.did.clone()).collect();
         let names = display_names(&db, &dids).await?;
-        results.extend(rows.into_iter().map(|r| {
-            let title = text(&r.record, "title").unwrap_or_default();
+        for (uri, rank) in found {
+            let Some(r) = rows.remove(&uri) else { continue };
+            counts.tracks += 1;
             let handle = r.handle.unwrap_or_else(|| r.did.clone());
-            SearchResult::Track {
+            results.push(SearchResult::Track {
                 id: r.web_id,
-                relevance: relevance(&title, &q),
-                title,
+                relevance: relevance(rank),
+                title: text(&r.record, "title").unwrap_or_default(),
                 artist_display_name: names.get(&r.did).cloned().unwrap_or_else(|| handle.clone()),
                 artist_handle: handle,
                 image_url: text(&r.record, "imageUrl"),
-            }
-        }));
+            });
+        }
     }
     if kinds.contains(&"artists") {
-        let dids = queries::actor::search(&db, &q, limit).await?;
-        let cards = queries::actor::cards(&db, &dids).await?;
-        counts.artists = cards.len();
-        results.extend(cards.into_iter().map(|c| {
+        let found = hits(
+            &db,
+            &q,
+            queries::search::Kinds {
+                actors: true,
+                ..only
+            },
+            limit,
+        )
+        .await?;
+        let dids: Vec<String> = found.iter().map(|(did, _)| did.clone()).collect();
+        let mut cards: HashMap<String, _> = queries::actor::cards(&db, &dids)
+            .await?
+            .into_iter()
+            .map(|c| (c.did.clone(), c))
+            .collect();
+        for (did, rank) in found {
+            let Some(c) = cards.remove(&did) else {
+                continue;
+            };
+            counts.artists += 1;
             let handle = c.handle.unwrap_or_else(|| c.did.clone());
-            SearchResult::Artist {
-                relevance: relevance(&handle, &q),
+            results.push(SearchResult::Artist {
+                relevance: relevance(rank),
                 display_name: c.display_name.unwrap_or_else(|| handle.clone()),
                 handle,
                 did: c.did,
                 avatar_url: c.avatar,
-            }
-        }));
+            });
+        }
     }
     if kinds.contains(&"albums") {
-        let rows = queries::album::search(&db, &q, limit).await?;
-        let mut dids: Vec<String> = rows.iter().map(|r| r.did.clone()).collect();
+        let hits = queries::album::search(&db, &q, limit).await?;
+        let mut dids: Vec<String> = hits.iter().map(|h| h.album.did.clone()).collect();
         dids.sort();
         dids.dedup();
         // Slugs depend on the artist's other albums.
@@ -224,7 +268,8 @@ pub async fn search(
             .into_iter()
             .map(|c| (c.did.clone(), c))
             .collect();
-        for row in rows {
+        for hit in hits {
+            let row = &hit.album;
             let id = match &row.list_web_id {
                 Some(id) => id.clone(),
                 None => id::uuid_id(&id::implicit_album_key(&row.did, &row.title)),
@@ -241,7 +286,7 @@ pub async fn search(
                 .unwrap_or_else(|| row.did.clone());
             counts.albums += 1;
             results.push(SearchResult::Album {
-                relevance: relevance(&found.title, &q),
+                relevance: relevance(hit.rank),
                 id: found.id,
                 title: found.title,
                 slug: found.slug,
@@ -254,23 +299,38 @@ pub async fn search(
         }
     }
     if kinds.contains(&"playlists") {
-        let rows = queries::list::search(&db, "playlist", &q, limit).await?;
-        counts.playlists = rows.len();
-        let dids: Vec<String> = rows.iter().map(|r| r.did.clone()).collect();
+        let found = hits(
+            &db,
+            &q,
+            queries::search::Kinds {
+                playlists: true,
+                ..only
+            },
+            limit,
+        )
+        .await?;
+        let uris: Vec<String> = found.iter().map(|(uri, _)| uri.clone()).collect();
+        let mut rows: HashMap<String, _> = queries::list::by_uris(&db, &uris)
+            .await?
+            .into_iter()
+            .map(|r| (r.uri.clone(), r))
+            .collect();
+        let dids: Vec<String> = rows.values().map(|r| r.did.clone()).collect();
         let names = display_names(&db, &dids).await?;
-        results.extend(rows.into_iter().map(|r| {
-            let name = r.name.unwrap_or_default();
+        for (uri, rank) in found {
+            let Some(r) = rows.remove(&uri) else { continue };
+            counts.playlists += 1;
             let handle = r.handle.unwrap_or_else(|| r.did.clone());
-            SearchResult::Playlist {
+            results.push(SearchResult::Playlist {
                 id: id::uuid_id(&r.uri),
-                relevance: relevance(&name, &q),
-                name,
+                relevance: relevance(rank),
+                name: r.name.unwrap_or_default(),
                 owner_display_name: names.get(&r.did).cloned().unwrap_or_else(|| handle.clone()),
                 owner_handle: handle,
                 image_url: None,
                 track_count: i64::from(r.item_count),
-            }
-        }));
+            });
+        }
     }
     // Stable: equal relevance keeps the per-type order (prefix matches, then newest).
     results.sort_by(|a, b| b.relevance().total_cmp(&a.relevance()));
@@ -282,18 +342,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relevance_prefers_whole_then_prefix_then_word() {
+    fn relevance_falls_by_tier_and_keeps_tiers_apart() {
+        // (rank, relevance)
         let cases = [
-            ("Blue", "blue", 1.0),
-            ("Blue Monday", "blue", 0.9),
-            ("Deep Blue", "blue", 0.6),
-            ("Bluesblue", "sblue", 0.4),
+            (0, 1.0),
+            (1_000_000, 0.9),
+            (1_500_000, 0.85),
+            (2_000_000, 0.6),
+            (3_999_999, 0.300_000_1),
+            (7_000_000, 0.4),
         ];
-        for (name, q, want) in cases {
-            assert!(
-                (relevance(name, q) - want).abs() < f64::EPSILON,
-                "{name} {q}"
-            );
+        for (rank, want) in cases {
+            assert!((relevance(rank) - want).abs() < 1e-9, "{rank}");
         }
+        assert!(relevance(1_999_999) > relevance(2_000_000));
     }
 }

@@ -449,14 +449,16 @@ pub async fn top_tracks(
     };
     let rows = match days {
         // All time reads an index; a period counts recent likes, so its answer is cached.
-        None => queries::track::top(&db, None, ADULT_LABELS, limit).await?,
+        None => unscored(queries::track::top(&db, None, ADULT_LABELS, None, limit).await?),
         Some(d) => {
             let now = Instant::now();
             match web.top.get(&(d, limit), now) {
                 Some(rows) => rows,
                 None => {
                     let since = Utc::now() - TimeDelta::days(d);
-                    let rows = queries::track::top(&db, Some(since), ADULT_LABELS, limit).await?;
+                    let rows = unscored(
+                        queries::track::top(&db, Some(since), ADULT_LABELS, None, limit).await?,
+                    );
                     web.top.put((d, limit), rows.clone(), now);
                     rows
                 }
@@ -464,6 +466,11 @@ pub async fn top_tracks(
         }
     };
     Ok(Json(build(&db, rows, &web).await?))
+}
+
+/// The tracks of a ranked feed, in its order.
+fn unscored(rows: Vec<queries::track::ScoredTrackRow>) -> Vec<TrackRow> {
+    rows.into_iter().map(|r| r.track).collect()
 }
 
 /// `GET /tracks/{id}`.

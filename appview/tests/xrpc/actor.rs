@@ -30,6 +30,8 @@ async fn profile_with_record_and_counts(db: PgPool) {
         "commentCount": 2,
         "albumCount": 1,
         "playlistCount": 5,
+        // Alice has no tracks, so no likes received.
+        "receivedLikeCount": 0,
         "createdAt": ts(5),
         "indexedAt": ts(6),
     });
@@ -53,6 +55,7 @@ async fn profile_without_record_or_handle(db: PgPool) {
             "commentCount": 0,
             "albumCount": 0,
             "playlistCount": 0,
+            "receivedLikeCount": 0,
         })
     );
     // The sentinel is not a handle anyone holds.

@@ -12,6 +12,8 @@ mod actor;
 mod blob;
 /// getComments: playback order, pagination, hidden commenters.
 mod comment;
+/// getTopTracks, getTrending, getActivity, getArtistAlbums, getActorPlaylists, getProfiles.
+mod feed;
 /// Hidden actors: their content is absent from every method.
 mod hidden;
 /// HTTP conventions: caching headers, rate limits, metrics, docs, the view cache.
@@ -31,6 +33,8 @@ mod media_fixtures;
 mod s3_harness;
 /// Protocol behaviour shared by all methods: limits, cursors, errors, health, CORS, serve.
 mod protocol;
+/// searchTracks, searchActors and the unified search.
+mod search;
 /// getLatestTracks, getTrack, getTracks, getArtistTracks.
 mod track;
 /// Service identity (did.json) and auth: viewer state and token refusals.
