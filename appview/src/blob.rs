@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::error::XrpcError;
+use crate::error::{XrpcError, causes};
 use crate::queries::blob::{self as q, NewBlob};
 
 /// Served with every blob: content-addressed bytes never change.
@@ -150,29 +150,14 @@ impl From<PutError> for BlobError {
                 "upload body failed after {received} bytes"
             ))),
             // Neither is reachable without an expected CID; report as a server fault.
-            other => BlobError::Xrpc(XrpcError::Internal(format!("{:#}", ErrorChain(&other)))),
+            other => BlobError::Xrpc(XrpcError::Internal(format!("{other}{}", causes(&other)))),
         }
     }
 }
 
 impl From<StoreError> for BlobError {
     fn from(e: StoreError) -> BlobError {
-        BlobError::Xrpc(XrpcError::Internal(format!("{:#}", ErrorChain(&e))))
-    }
-}
-
-/// Renders an error with its sources, for the log (500 bodies name the error only).
-pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
+        BlobError::Xrpc(XrpcError::Internal(format!("{e}{}", causes(&e))))
     }
 }
 

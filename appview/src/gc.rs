@@ -145,7 +145,7 @@ pub async fn run_gc(db: PgPool, store: BlobStore, config: GcConfig, shutdown: Ca
             _ = ticks.tick() => {}
         }
         if let Err(e) = collect_garbage(&db, &store, config.grace).await {
-            tracing::warn!(error = %crate::blob::ErrorChain(&e), "gc pass failed");
+            tracing::warn!(error = %e, cause = %crate::error::causes(&e), "gc pass failed");
         }
     }
 }

@@ -9,7 +9,7 @@ use plyr_blobstore::{BlobCid, BlobStore, TranscodeLimits, WEB_RENDITION, transco
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::blob::ErrorChain;
+use crate::error::causes;
 use crate::queries::blob as q;
 
 /// Blobs taken per pass.
@@ -44,7 +44,7 @@ pub async fn transcode_pending(
                 report.transcoded += 1;
             }
             Err(e) => {
-                let reason = ErrorChain(&e).to_string();
+                let reason = format!("{e}{}", causes(&e));
                 tracing::warn!(%cid, error = %reason, "transcode failed");
                 q::record_transcode(db, &cid, None, Some(&reason)).await?;
                 report.failed += 1;
@@ -68,7 +68,7 @@ pub async fn run_transcoder(
             report = transcode_pending(&db, &store, &limits) => match report {
                 Ok(report) => report != TranscodeReport::default(),
                 Err(e) => {
-                    tracing::warn!(error = %ErrorChain(&e), "transcode pass failed");
+                    tracing::warn!(error = %e, cause = %causes(&e), "transcode pass failed");
                     false
                 }
             },
