@@ -267,6 +267,37 @@ impl SyncClient {
         }
     }
 
+    /// A plain GET of `url` (an allow-listed `audioUrl`), streamed under the same guard, cap
+    /// and timeout rules as [`get_blob`](Self::get_blob). Any non-2xx answer is an error.
+    pub async fn get_file(
+        &self,
+        url: &Url,
+        max_bytes: u64,
+        timeout: Duration,
+    ) -> Result<Download, IdentityError> {
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let get = Get {
+            url,
+            host_header: None,
+            accept: "*/*",
+            limit: self.inner.config.host_rate,
+            max_bytes,
+        };
+        let options = FetchOptions {
+            timeout: Some(timeout),
+            server_errors: false,
+        };
+        let (status, response) = self.inner.fetcher.open(get, options).await?;
+        match status {
+            s if s.is_success() => Ok(Download::new(response, &host, max_bytes)),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Err(IdentityError::NotFound {
+                subject: url.to_string(),
+            }),
+            s => Err(IdentityError::network(&host, format!("status {s}"))),
+        }
+    }
+
     /// One page of `com.atproto.sync.listRepos` on `host`, from `cursor`.
     pub async fn list_repos(
         &self,
