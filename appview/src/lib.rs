@@ -24,6 +24,7 @@ mod comment;
 mod cursor;
 mod docs;
 mod error;
+mod fuzzing;
 mod feed;
 mod gc;
 mod health;
@@ -46,6 +47,8 @@ mod well_known;
 pub use auth::{Authenticated, Authenticator, Viewer};
 pub use blob::BlobService;
 pub use cache::ViewCache;
+#[doc(hidden)]
+pub use fuzzing::{fuzz_cursor, fuzz_xrpc_params};
 pub use gc::{GcConfig, GcError, GcReport, collect_garbage, run_gc};
 pub use http::HttpCacheConfig;
 pub use metrics::{Metrics, MetricsError};
