@@ -16,6 +16,8 @@ mod comment;
 mod feed;
 /// Hidden actors: their content is absent from every method.
 mod hidden;
+/// Hostile params: AT-URI tricks, SQL-looking strings, huge limits, forged cursors.
+mod hostile;
 /// HTTP conventions: caching headers, rate limits, metrics, docs, the view cache.
 mod http;
 /// Labels and takedowns: moderated content is absent everywhere.
