@@ -29,6 +29,7 @@ mod feed;
 mod gc;
 mod health;
 mod http;
+mod label;
 mod like;
 mod list;
 mod metrics;

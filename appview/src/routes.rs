@@ -32,6 +32,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn router(state: AppState) -> Router {
     let web = crate::web::router(&state);
     let mut app = methods()
+        .layer(from_fn_with_state(
+            crate::label::Labelers::new(state.db.clone()),
+            crate::label::layer,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())

@@ -138,12 +138,14 @@ pub async fn get_artist_tracks(
     Ok(Json(page))
 }
 
-/// Fills `viewer` on every track when the request is authenticated: one query for the page.
+/// Adds the applied labelers' labels to every track (`label.rs`), and fills `viewer` when the
+/// request is authenticated: one query each for the page.
 pub(crate) async fn with_viewer(
     db: &PgPool,
     viewer: &Viewer,
     tracks: &mut [TrackView],
 ) -> Result<(), XrpcError> {
+    crate::label::hydrate_tracks(db, tracks).await?;
     let Viewer(Some(did)) = viewer else {
         return Ok(());
     };

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::queries::actor::ProfileRow;
 use crate::queries::comment::CommentRow;
+use crate::queries::label::LabelRow;
 use crate::queries::like::LikeRow;
 use crate::queries::list::{ListDetailRow, ListRow};
 use crate::queries::track::TrackRow;
@@ -140,6 +141,9 @@ pub struct TrackView {
     /// The mirror's copy, once there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     audio: Option<AudioState>,
+    /// Self-labels of the record, then the applied labelers' labels (`label.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    labels: Vec<LabelView>,
 }
 
 /// fm.plyr.feed.defs#audioState.
@@ -172,10 +176,16 @@ impl TrackView {
     pub fn set_viewer(&mut self, like: Option<String>) {
         self.viewer = Some(TrackViewerState { like });
     }
+
+    /// Adds labelers' labels after the self-labels.
+    pub(crate) fn add_labels(&mut self, labels: impl IntoIterator<Item = LabelView>) {
+        self.labels.extend(labels);
+    }
 }
 
 impl From<TrackRow> for TrackView {
     fn from(row: TrackRow) -> TrackView {
+        let labels = self_labels(&row);
         TrackView {
             uri: row.uri,
             cid: row.cid,
@@ -185,6 +195,7 @@ impl From<TrackRow> for TrackView {
             comment_count: row.comment_count,
             indexed_at: datetime(&row.indexed_at),
             viewer: None,
+            labels,
             audio: match (row.audio_source, row.audio_verified, row.audio_cid) {
                 (Some(source), Some(verified), Some(cid)) => Some(AudioState {
                     source,
@@ -197,6 +208,75 @@ impl From<TrackRow> for TrackView {
             },
         }
     }
+}
+
+/// com.atproto.label.defs#label, as hydrated: never a negation (negated labels are not shown),
+/// without the signature (clients that verify labels fetch them from the labeler).
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ver: Option<i64>,
+    src: String,
+    uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid: Option<String>,
+    val: String,
+    cts: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<String>,
+}
+
+impl From<LabelRow> for LabelView {
+    fn from(row: LabelRow) -> LabelView {
+        LabelView {
+            ver: row.ver,
+            src: row.src,
+            uri: row.uri,
+            cid: row.cid,
+            val: row.val,
+            cts: datetime(&row.cts),
+            exp: row.exp.as_ref().map(datetime),
+        }
+    }
+}
+
+/// Most self-labels a record may carry (`com.atproto.label.defs#selfLabels`).
+const MAX_SELF_LABELS: usize = 10;
+
+/// The record's self-labels (`labels.values[].val`) as labels by its author on this version,
+/// created when the record says it was (`createdAt`), else when it was indexed.
+fn self_labels(row: &TrackRow) -> Vec<LabelView> {
+    let Some(values) = row
+        .record
+        .pointer("/labels/values")
+        .and_then(|v| v.as_array())
+    else {
+        return Vec::new();
+    };
+    let cts = row
+        .record
+        .get("createdAt")
+        .and_then(|v| v.as_str())
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(
+            || datetime(&row.indexed_at),
+            |t| datetime(&t.with_timezone(&Utc)),
+        );
+    values
+        .iter()
+        .filter_map(|v| v.get("val").and_then(|v| v.as_str()))
+        .filter(|val| !val.is_empty() && val.len() <= 128)
+        .take(MAX_SELF_LABELS)
+        .map(|val| LabelView {
+            ver: Some(1),
+            src: row.did.clone(),
+            uri: row.uri.clone(),
+            cid: Some(row.cid.clone()),
+            val: val.to_owned(),
+            cts: cts.clone(),
+            exp: None,
+        })
+        .collect()
 }
 
 /// fm.plyr.feed.defs#likeView.

@@ -116,6 +116,7 @@ pub mod album;
 pub mod blob;
 pub mod comment;
 pub mod health;
+pub mod label;
 pub mod like;
 pub mod list;
 pub mod metrics;

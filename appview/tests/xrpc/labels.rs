@@ -316,3 +316,170 @@ async fn actor_takedown_hides_all_their_content(db: PgPool) {
         assert!(tb_everywhere(&db, &w).await, "{how}");
     }
 }
+
+const OTHER_LABELER: &str = "did:plc:otherlabeler";
+
+/// GET `path` with headers; the status, the `atproto-content-labelers` header and the body.
+async fn get_with(
+    db: &PgPool,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>, Value) {
+    use tower::ServiceExt;
+    let app = plyr_appview_xrpc::router(plyr_appview_xrpc::AppState::new(db.clone()));
+    let mut req = axum::http::Request::builder().uri(path);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = app
+        .oneshot(req.body(axum::body::Body::empty()).expect("request"))
+        .await
+        .expect("router is infallible");
+    let status = resp.status();
+    let labelers = resp
+        .headers()
+        .get("atproto-content-labelers")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        labelers,
+        serde_json::from_slice(&bytes).expect("json"),
+    )
+}
+
+/// (src, val) of each label of a view.
+fn labels_of(view: &Value) -> Vec<(String, String)> {
+    view["labels"]
+        .as_array()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|l| {
+                    (
+                        l["src"].as_str().expect("src").to_owned(),
+                        l["val"].as_str().expect("val").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn views_carry_self_labels_and_accepted_labelers_labels(db: PgPool) {
+    let w = seed(&db).await;
+    sqlx::query(
+        "update track set record = jsonb_set(record, '{labels}', \
+           '{\"$type\": \"com.atproto.label.defs#selfLabels\", \
+             \"values\": [{\"val\": \"explicit\"}]}') where uri = $1",
+    )
+    .bind(&w.ta)
+    .execute(&db)
+    .await
+    .expect("self-label");
+    // Both labelers are followed (the indexer stored their cursors).
+    for (source, cursor) in [(LABELER, 3), (OTHER_LABELER, 9)] {
+        sqlx::query("insert into consumer_cursor (source, cursor) values ($1, $2)")
+            .bind(format!("labeler:{source}"))
+            .bind(cursor)
+            .execute(&db)
+            .await
+            .expect("cursor");
+    }
+    label(&db, &w.ta, "porn", false, 10, None).await;
+    label(&db, &w.tc, "graphic-media", false, 10, None).await;
+    // Negated and expired labels are not shown.
+    label(&db, &w.ta, "nudity", true, 11, None).await;
+    label(
+        &db,
+        &w.ta,
+        "sexual",
+        false,
+        12,
+        Some(Utc::now() - chrono::TimeDelta::hours(1)),
+    )
+    .await;
+    sqlx::query("insert into label (src, uri, val, cts) values ($1, $2, 'bot', now())")
+        .bind(OTHER_LABELER)
+        .bind(&w.ta)
+        .execute(&db)
+        .await
+        .expect("other labeler's label");
+
+    let one = format!("/xrpc/fm.plyr.feed.getTrack?uri={}", enc(&w.ta));
+    let (status, applied, body) = get_with(&db, &one, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    plyr_lexicons::Catalog::plyr()
+        .validate_output("fm.plyr.feed.getTrack", &body)
+        .expect("labels match the lexicon");
+    assert_eq!(
+        applied.as_deref(),
+        Some("did:plc:labeler, did:plc:otherlabeler"),
+        "without the header every followed labeler applies"
+    );
+    assert_eq!(
+        labels_of(&body["track"]),
+        [
+            (ALICE.to_owned(), "explicit".to_owned()),
+            (LABELER.to_owned(), "porn".to_owned()),
+            (OTHER_LABELER.to_owned(), "bot".to_owned()),
+        ]
+    );
+    assert_eq!(body["track"]["labels"][0]["uri"], w.ta.as_str());
+    assert_eq!(body["track"]["labels"][0]["cid"], support::CID);
+
+    // The header narrows the labelers (unknown ones are ignored); self-labels stay.
+    let accept = [(
+        "atproto-accept-labelers",
+        "did:plc:otherlabeler;redact, did:plc:unknown",
+    )];
+    let (_, applied, body) = get_with(&db, &one, &accept).await;
+    assert_eq!(applied.as_deref(), Some("did:plc:otherlabeler"));
+    assert_eq!(
+        labels_of(&body["track"]),
+        [
+            (ALICE.to_owned(), "explicit".to_owned()),
+            (OTHER_LABELER.to_owned(), "bot".to_owned()),
+        ]
+    );
+    let (_, applied, body) = get_with(&db, &one, &[("atproto-accept-labelers", "")]).await;
+    assert_eq!(applied.as_deref(), Some(""));
+    assert_eq!(
+        labels_of(&body["track"]),
+        [(ALICE.to_owned(), "explicit".to_owned())]
+    );
+
+    // Lists of tracks are hydrated too, each track with its own labels.
+    let (_, _, body) = get_with(&db, "/xrpc/fm.plyr.feed.getLatestTracks", &[]).await;
+    plyr_lexicons::Catalog::plyr()
+        .validate_output("fm.plyr.feed.getLatestTracks", &body)
+        .expect("lexicon");
+    let tracks = body["tracks"].as_array().expect("tracks");
+    let labelled: Vec<(String, Vec<(String, String)>)> = tracks
+        .iter()
+        .map(|t| (t["uri"].as_str().expect("uri").to_owned(), labels_of(t)))
+        .collect();
+    assert_eq!(
+        labelled,
+        [
+            (
+                w.tc.clone(),
+                vec![(LABELER.to_owned(), "graphic-media".to_owned())]
+            ),
+            (w.tb.clone(), vec![]),
+            (
+                w.ta.clone(),
+                vec![
+                    (ALICE.to_owned(), "explicit".to_owned()),
+                    (LABELER.to_owned(), "porn".to_owned()),
+                    (OTHER_LABELER.to_owned(), "bot".to_owned()),
+                ]
+            ),
+        ]
+    );
+    assert!(tracks[1].get("labels").is_none(), "no empty labels array");
+}
