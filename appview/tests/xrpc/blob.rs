@@ -372,6 +372,59 @@ async fn blobs_only_hidden_actors_use_are_not_served(db: PgPool) {
     assert_eq!(env.read("GET", &path, &[]).await.status, StatusCode::OK);
 }
 
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn taken_down_blobs_and_blobs_of_taken_down_tracks_are_not_served(db: PgPool) {
+    let env = env(&db, 1 << 30).await;
+    let wav = fx::wav(fx::RATE / 10);
+    let cid = cid_of(&wav);
+    let (status, _) = env
+        .upload(&wav, Some("audio/wav"), Some(&env.token()), true)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let path = format!("/blob/{cid}");
+    let artist = "did:plc:artist";
+    actor(&db, artist, Some("artist.test")).await;
+    let uri = track(&db, artist, "3kaaaaaaaaaa2", 100).await;
+    use_audio(&db, &uri, &cid, wav.len()).await;
+    assert_eq!(env.read("GET", &path, &[]).await.status, StatusCode::OK);
+
+    // A local takedown of the blob itself (plyr-appview takedown --blob), then its reversal.
+    let set = |sql: &'static str, subject: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query(sql)
+                .bind(subject)
+                .execute(&db)
+                .await
+                .expect("moderate");
+        }
+    };
+    set(
+        "insert into takedown (subject, kind) values ($1, 'blob')",
+        cid.clone(),
+    )
+    .await;
+    assert_eq!(
+        env.read("GET", &path, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    set("delete from takedown where subject = $1", cid.clone()).await;
+    assert_eq!(env.read("GET", &path, &[]).await.status, StatusCode::OK);
+
+    // The only track using it is under a labeler's !takedown.
+    set(
+        "insert into label (src, uri, val, cts) values ('did:plc:labeler', $1, '!takedown', now())",
+        uri.clone(),
+    )
+    .await;
+    assert_eq!(
+        env.read("GET", &path, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    set("delete from label where uri = $1", uri).await;
+    assert_eq!(env.read("GET", &path, &[]).await.status, StatusCode::OK);
+}
+
 /// Points track `uri`'s audioBlob at `cid`.
 async fn use_audio(db: &PgPool, uri: &str, cid: &str, size: usize) {
     let blob_ref = json!({"$type": "blob", "ref": {"$link": cid}, "mimeType": "audio/wav",
