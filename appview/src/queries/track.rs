@@ -131,7 +131,8 @@ pub struct ScoredTrackRow {
     /// The track.
     #[sqlx(flatten)]
     pub track: TrackRow,
-    /// Larger first: likes, or a trending score in millionths.
+    /// Larger first: all-time likes, or the likes (weighted, for trending) since a time in
+    /// millionths.
     pub score: i64,
 }
 
@@ -165,27 +166,7 @@ pub async fn top(
             .fetch_all(db)
             .await
         }
-        Some(since) => {
-            sqlx::query_as(concat!(
-                "with recent as (select l.subject_uri, count(distinct l.did) as score \
-                   from track_like l join actor la on la.did = l.did and la.active \
-                   where l.created_at >= $1 group by l.subject_uri) \
-                 select ",
-                track_columns!(),
-                ", r.score from recent r join track t on t.uri = r.subject_uri",
-                track_joins!(),
-                "where (r.score, t.uri) < (coalesce($4, 9223372036854775807), coalesce($5, '')) ",
-                without_labels!("$2"),
-                " order by r.score desc, t.uri desc limit $3"
-            ))
-            .bind(since)
-            .bind(exclude_labels)
-            .bind(limit)
-            .bind(after.map(|c| c.key))
-            .bind(after.map(|c| c.uri.as_str()))
-            .fetch_all(db)
-            .await
-        }
+        Some(since) => recent_likes(db, since, None, exclude_labels, after, limit).await,
     }
 }
 
@@ -202,15 +183,37 @@ pub async fn trending(
     after: Option<&PositionCursor>,
     limit: i64,
 ) -> Result<Vec<ScoredTrackRow>, sqlx::Error> {
+    recent_likes(
+        db,
+        since,
+        Some(half_life_secs),
+        exclude_labels,
+        after,
+        limit,
+    )
+    .await
+}
+
+/// Tracks by their likes since `since` (active likers, one like per actor and track), each
+/// weighing 1, or growing with a `half_life` as [`trending`] explains; the score is the sum
+/// of weights in millionths. Reads migration 0009's like-time index.
+async fn recent_likes(
+    db: &PgPool,
+    since: DateTime<Utc>,
+    half_life_secs: Option<f64>,
+    exclude_labels: &[&str],
+    after: Option<&PositionCursor>,
+    limit: i64,
+) -> Result<Vec<ScoredTrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "with pairs as (select distinct on (l.subject_uri, l.did) l.subject_uri, l.created_at \
            from track_like l join actor la on la.did = l.did and la.active \
            where l.created_at >= $1 \
            order by l.subject_uri, l.did, l.created_at desc), \
          recent as (select subject_uri, \
-           floor(sum(power(2::float8, \
-                 least(extract(epoch from created_at - $1)::float8 / $2, 40))) * 1000000)::bigint \
-             as score \
+           floor(sum(case when $2::float8 is null then 1 else power(2::float8, \
+                 least(extract(epoch from created_at - $1)::float8 / $2, 40)) end) * 1000000) \
+             ::bigint as score \
            from pairs group by subject_uri) \
          select ",
         track_columns!(),
