@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 fn namespace() -> Option<&'static Namespace> {
     static NAMESPACE: OnceLock<Option<Namespace>> = OnceLock::new();
-    NAMESPACE.get_or_init(|| Namespace::new("fm.plyr").ok()).as_ref()
+    NAMESPACE
+        .get_or_init(|| Namespace::new("fm.plyr").ok())
+        .as_ref()
 }
 
 fuzz_target!(|data: &[u8]| {

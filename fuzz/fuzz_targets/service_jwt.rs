@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 fn service() -> Option<&'static Did> {
     static SERVICE: OnceLock<Option<Did>> = OnceLock::new();
-    SERVICE.get_or_init(|| Did::new("did:web:api.plyr.fm").ok()).as_ref()
+    SERVICE
+        .get_or_init(|| Did::new("did:web:api.plyr.fm").ok())
+        .as_ref()
 }
 
 fuzz_target!(|data: &[u8]| {
