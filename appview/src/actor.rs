@@ -67,10 +67,10 @@ pub async fn get_profile(
         .profile(&db, &row.did)
         .await?
         .ok_or_else(profile_not_found)?;
-    Ok(Json(ProfileViewDetailed::new(
-        profile,
-        &web.config.public_url,
-    )))
+    let mut profiles = [ProfileViewDetailed::new(profile, &web.config.public_url)];
+    crate::label::hydrate_profiles(&db, &mut profiles).await?;
+    let [profile] = profiles;
+    Ok(Json(profile))
 }
 
 /// fm.plyr.actor.getProfiles: the profiles of up to 25 actors (DIDs or handles), in request
@@ -110,11 +110,12 @@ pub async fn get_profiles(
         .into_iter()
         .map(|row| (row.did.clone(), row))
         .collect();
-    let profiles = dids
+    let mut profiles: Vec<ProfileViewDetailed> = dids
         .iter()
         .filter_map(|did| found.remove(did))
         .map(|row| ProfileViewDetailed::new(row, &web.config.public_url))
         .collect();
+    crate::label::hydrate_profiles(&db, &mut profiles).await?;
     Ok(Json(ProfilesOutput { profiles }))
 }
 

@@ -1,5 +1,5 @@
 //! Labels on views (`com.atproto.label.defs#label`): a track's self-labels from its record,
-//! and the labels of the labelers this AppView follows. The
+//! and the labels of the labelers this AppView follows (on tracks and accounts). The
 //! `atproto-accept-labelers` request header picks which of those labelers' labels are
 //! hydrated (all of them without it); `atproto-content-labelers` answers which were applied.
 //! Hiding (`!takedown`, `!suspend`, `!hide`) is not done here: the queries never return
@@ -16,7 +16,7 @@ use axum::response::Response;
 use sqlx::PgPool;
 
 use crate::queries;
-use crate::views::{LabelView, TrackView};
+use crate::views::{LabelView, ProfileViewDetailed, TrackView};
 
 /// The request header naming the labelers a client wants (spec: `did[;redact], ...`).
 pub const ACCEPT_LABELERS: &str = "atproto-accept-labelers";
@@ -133,6 +133,31 @@ pub(crate) async fn hydrate_tracks(
     for track in tracks {
         if let Some(labels) = by_uri.remove(track.uri()) {
             track.add_labels(labels);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the applied labelers' labels in force on each account to `profiles`.
+pub(crate) async fn hydrate_profiles(
+    db: &PgPool,
+    profiles: &mut [ProfileViewDetailed],
+) -> Result<(), sqlx::Error> {
+    let labelers = applied();
+    if labelers.is_empty() || profiles.is_empty() {
+        return Ok(());
+    }
+    let dids: Vec<String> = profiles.iter().map(|p| p.did().to_owned()).collect();
+    let mut by_did: HashMap<String, Vec<LabelView>> = HashMap::new();
+    for row in queries::label::of_subjects(db, &dids, &labelers).await? {
+        by_did
+            .entry(row.uri.clone())
+            .or_default()
+            .push(LabelView::from(row));
+    }
+    for profile in profiles {
+        if let Some(labels) = by_did.remove(profile.did()) {
+            profile.add_labels(labels);
         }
     }
     Ok(())

@@ -53,6 +53,9 @@ impl ProfileViewBasic {
 #[serde(rename_all = "camelCase")]
 pub struct ProfileViewDetailed {
     did: String,
+    /// The applied labelers' labels on the account (`label.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    labels: Vec<LabelView>,
     handle: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     bio: Option<String>,
@@ -94,6 +97,16 @@ pub fn bsky_avatar_url(
 }
 
 impl ProfileViewDetailed {
+    /// The actor's DID.
+    pub fn did(&self) -> &str {
+        &self.did
+    }
+
+    /// Adds labelers' labels on the account.
+    pub(crate) fn add_labels(&mut self, labels: impl IntoIterator<Item = LabelView>) {
+        self.labels.extend(labels);
+    }
+
     /// The view of `row`; `public_url` is this server as clients reach it (for avatars we
     /// hold). The fm.plyr profile's avatar, chosen for plyr.fm, wins over the Bluesky one.
     pub fn new(row: ProfileRow, public_url: &str) -> ProfileViewDetailed {
@@ -107,6 +120,7 @@ impl ProfileViewDetailed {
             )
         });
         ProfileViewDetailed {
+            labels: Vec::new(),
             received_like_count: row.liked_count.max(0),
             display_name: row.display_name,
             avatar: row.avatar.or(bsky_avatar),

@@ -482,4 +482,21 @@ async fn views_carry_self_labels_and_accepted_labelers_labels(db: PgPool) {
         ]
     );
     assert!(tracks[1].get("labels").is_none(), "no empty labels array");
+
+    // Account labels (on the DID) show on profiles, filtered the same way.
+    label(&db, ALICE, "bot", false, 13, None).await;
+    let (_, _, body) = get_with(&db, "/xrpc/fm.plyr.actor.getProfile?actor=alice.test", &[]).await;
+    plyr_lexicons::Catalog::plyr()
+        .validate_output("fm.plyr.actor.getProfile", &body)
+        .expect("lexicon");
+    assert_eq!(labels_of(&body), [(LABELER.to_owned(), "bot".to_owned())]);
+    let (_, _, body) = get_with(
+        &db,
+        &format!("/xrpc/fm.plyr.actor.getProfiles?actors={ALICE}&actors={BOB}"),
+        &[("atproto-accept-labelers", OTHER_LABELER)],
+    )
+    .await;
+    let profiles = body["profiles"].as_array().expect("profiles");
+    assert_eq!(profiles.len(), 2);
+    assert!(profiles.iter().all(|p| p.get("labels").is_none()), "{body}");
 }
