@@ -180,7 +180,9 @@ fn oha(urls_file: &str, secs: u64, connections: u32, rate: Option<u32>) -> Resul
         &connections.to_string(),
     ]);
     if let Some(rate) = rate {
-        cmd.args(["-q", &rate.to_string()]);
+        // Latency counted from when each request was due, not sent: a stall shows as the
+        // queue it causes (no coordinated omission).
+        cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
     }
     let out = cmd
         .stderr(Stdio::inherit())

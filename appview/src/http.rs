@@ -37,14 +37,15 @@ impl Default for HttpCacheConfig {
     }
 }
 
-/// The middleware: tags and marks successful GET and HEAD responses that carry neither header
-/// yet (blob routes set their own), and answers 304 when the client holds the same body.
+/// The middleware: tags and marks successful GET responses that carry neither header yet (blob
+/// routes set their own), and answers 304 when the client holds the same body. HEAD is left
+/// alone: the router empties its body before we would see it, so a tag would be of nothing.
 pub async fn conditional(
     State(config): State<HttpCacheConfig>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+    if request.method() != Method::GET {
         return next.run(request).await;
     }
     let authenticated = request.headers().contains_key(AUTHORIZATION);
