@@ -20,3 +20,7 @@ mod backfill_pds;
 
 /// Forged and tampered commits spliced into the real PDS firehose: rejected and counted.
 mod forged;
+
+/// Faults against a reference run: kill -9 at seeded points, a websocket cut mid-frame, Postgres
+/// restarted under the indexer.
+mod faults;

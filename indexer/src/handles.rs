@@ -23,6 +23,8 @@ const CONCURRENCY: usize = 8;
 const REFRESH_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// After a failed lookup (network, rate limit) the actor is due again this much later.
 const RETRY_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// Wait before trying the database again after an error (it may be restarting).
+const DB_RETRY: Duration = Duration::from_secs(1);
 /// How often an idle resolver looks for new work.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// At most one check per this interval (50/s): PLC's own budget for us, and it keeps the
@@ -30,7 +32,7 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 const CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Checks handles until `shutdown` is cancelled. Lookup failures leave the handle as it was and
-/// retry later; only database errors stop the task.
+/// retry later; so do database errors (Postgres restarting must not stop the process).
 pub async fn resolve_handles(
     pool: PgPool,
     resolver: Resolver,
@@ -38,7 +40,16 @@ pub async fn resolve_handles(
 ) -> Result<(), StoreError> {
     let directory = Directory::new(pool.clone(), resolver);
     loop {
-        let due = store::identity_due(&pool, Utc::now() - REFRESH_AFTER, ROUND).await?;
+        let due = match store::identity_due(&pool, Utc::now() - REFRESH_AFTER, ROUND).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(error = %error, "picking handle checks failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(DB_RETRY) => continue,
+                }
+            }
+        };
         if due.is_empty() {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -55,7 +66,11 @@ pub async fn resolve_handles(
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 next = checks.next() => match next {
-                    Some(result) => result?,
+                    Some(Ok(())) => {}
+                    // The actor stays due: the next round picks it up again.
+                    Some(Err(error)) => {
+                        tracing::warn!(error = %error, "recording a handle check failed; retrying later");
+                    }
                     None => break,
                 },
             }

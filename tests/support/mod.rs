@@ -5,6 +5,8 @@
 
 pub mod appview;
 pub mod events;
+pub mod faults;
+pub mod firehose;
 pub mod jetstream;
 pub mod pds;
 pub mod plc;
