@@ -8,6 +8,8 @@ mod media;
 mod media_fixtures;
 /// Behaviour specific to one backend (sweeping, presigned URLs, multipart copy, layout).
 mod specific;
+/// S3 (a real s3s-fs) killed mid-upload and started again: clean failure, then recovery.
+mod s3_outage;
 /// The shared suite, run against both backends.
 mod suite;
 /// Web renditions by ffmpeg, and failures that leave the original.

@@ -1,0 +1,169 @@
+//! S3 unavailable mid-upload: the real `s3s-fs` process is killed while a multi-part upload is
+//! streaming. The upload fails with an error (no panic, no hang), no blob is promoted under a
+//! CID, and once the server is started again on the same port and folder the next upload
+//! succeeds, the earlier blob still reads back, and the interrupted upload's temp object is
+//! swept.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use plyr_blobstore::{BlobKey, BlobStore, ListScope, PutLimits, S3Backend, S3Config};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::harness::{BUCKET, PART, body, payload};
+
+/// How long the server may take to answer after a (re)start.
+const READY: Duration = Duration::from_secs(15);
+
+fn spawn_s3s(root: &Path, port: u16) -> Child {
+    Command::new("s3s-fs")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "AK", "--secret-key", "SK"])
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn s3s-fs (scripts/test installs it)")
+}
+
+/// Polls until the server answers a bucket request (creating the bucket the first time).
+async fn ready(s3: &S3Backend) {
+    let deadline = tokio::time::Instant::now() + READY;
+    loop {
+        let created = s3.client().create_bucket().bucket(BUCKET).send().await;
+        let exists = s3.client().head_bucket().bucket(BUCKET).send().await;
+        if created.is_ok() || exists.is_ok() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "s3s-fs did not answer within {READY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn read_all(store: &BlobStore, key: BlobKey) -> Vec<u8> {
+    let read = store
+        .get_range(key, None)
+        .await
+        .expect("read")
+        .expect("stored");
+    read.chunks
+        .try_fold(Vec::new(), |mut acc, chunk| async move {
+            acc.extend_from_slice(&chunk);
+            Ok(acc)
+        })
+        .await
+        .expect("read body")
+}
+
+async fn blob_keys(store: &BlobStore) -> Vec<BlobKey> {
+    store
+        .list(ListScope::Blobs)
+        .map(|o| o.expect("list").key)
+        .collect()
+        .await
+}
+
+#[tokio::test]
+async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(&root).expect("root");
+    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut server = spawn_s3s(&root, port);
+    let mut config = S3Config::new(BUCKET, "AK", "SK");
+    config.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    config.part_size = PART;
+    let s3 = S3Backend::new(config).expect("backend");
+    let store = BlobStore::new(s3.clone());
+    ready(&s3).await;
+
+    let before = payload(PART + 1234, 1);
+    let stored = store
+        .put_stream(body(&before, 64 << 10), PutLimits::max_bytes(1 << 30))
+        .await
+        .expect("upload while up");
+
+    // A multi-part upload fed by hand: one part's worth goes out, then the server dies.
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let upload = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .put_stream(stream, PutLimits::max_bytes(1 << 30))
+                .await
+        })
+    };
+    let interrupted = payload(3 * PART, 2);
+    for chunk in interrupted.chunks(1 << 20).take(6) {
+        tx.send(Ok(Bytes::copy_from_slice(chunk)))
+            .await
+            .expect("upload still reading");
+    }
+    server.start_kill().expect("kill s3s-fs");
+    server.wait().await.expect("reap s3s-fs");
+    // The rest of the body; the upload may already have failed and dropped the receiver.
+    for chunk in interrupted.chunks(1 << 20).skip(6) {
+        if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let failed = tokio::time::timeout(Duration::from_secs(60), upload)
+        .await
+        .expect("the upload gives up instead of hanging")
+        .expect("upload task");
+    let error = failed.expect_err("an upload with S3 down fails");
+    eprintln!("upload with S3 down: {error}");
+
+    // Down: a fresh upload fails too, at once.
+    let small = payload(1000, 3);
+    store
+        .put_stream(body(&small, 500), PutLimits::max_bytes(1 << 30))
+        .await
+        .expect_err("upload with S3 down");
+
+    // Back on the same port and folder.
+    let _server = spawn_s3s(&root, port);
+    ready(&s3).await;
+    let after = store
+        .put_stream(body(&small, 500), PutLimits::max_bytes(1 << 30))
+        .await
+        .expect("upload after the restart");
+    let mut keys = blob_keys(&store).await;
+    keys.sort_by_key(|k| format!("{k:?}"));
+    let mut want = vec![BlobKey::Blob(stored.cid), BlobKey::Blob(after.cid)];
+    want.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(keys, want, "only the two complete uploads are blobs");
+    assert_eq!(
+        read_all(&store, BlobKey::Blob(stored.cid)).await,
+        before.to_vec(),
+        "the blob stored before the outage is intact"
+    );
+    // Whatever the interrupted upload left in temp space is swept.
+    let swept = store
+        .sweep_temp(SystemTime::now() + Duration::from_secs(1))
+        .await
+        .expect("sweep");
+    eprintln!("temp objects swept after the outage: {swept}");
+    let left = store
+        .sweep_temp(SystemTime::now() + Duration::from_secs(1))
+        .await
+        .expect("sweep again");
+    assert_eq!(left, 0, "nothing left in temp space");
+}
