@@ -32,6 +32,11 @@ pub(crate) const ACTOR_DELETED: &str = "actor_deleted";
 pub(crate) const UNSTORABLE_RECORD: &str = "unstorable_record";
 /// Skip reason of a delete whose record key is malformed (the validator's label for writes).
 const BAD_RECORD_KEY: &str = "bad_record_key";
+/// Skip reason of an `app.bsky.actor.profile` record that is not a profile we can read.
+pub(crate) const INVALID_RECORD: &str = "invalid_record";
+/// The one collection kept outside our namespace: tracked actors' Bluesky profiles (display
+/// name and avatar), record key `self`.
+pub(crate) const BSKY_PROFILE: &str = "app.bsky.actor.profile";
 /// Skip reason of an event Postgres refused even when applied alone.
 pub(crate) const STORE_REJECTED: &str = "store_rejected";
 
@@ -110,9 +115,26 @@ pub(crate) struct CommitOp {
     pub rkey: String,
     /// The commit's rev (a TID): the ledger keeps the greatest.
     pub rev: String,
-    pub kind: RecordKind,
+    pub kind: Kind,
     /// `Some` for a create or update, `None` for a delete.
     pub write: Option<Write>,
+}
+
+/// What collection a stored record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// One of our namespace's lexicons.
+    Record(RecordKind),
+    /// [`BSKY_PROFILE`]: stored only for actors the view already holds.
+    BskyProfile,
+}
+
+/// The kind of a collection this indexer stores, or `None` for any other.
+pub(crate) fn kind_of(namespace: &Namespace, collection: &str) -> Option<Kind> {
+    if collection == BSKY_PROFILE {
+        return Some(Kind::BskyProfile);
+    }
+    namespace.kind_of(collection).map(Kind::Record)
 }
 
 /// The new version of a record.
@@ -220,10 +242,13 @@ fn classify_commit(namespace: &Namespace, commit: Commit) -> Item {
     if let Err(e) = validate_tid(&rev) {
         return Item::Skip(Skip::new(MALFORMED_EVENT, format!("commit rev: {e}")));
     }
-    let Some(kind) = namespace.kind_of(&collection) else {
+    let Some(kind) = kind_of(namespace, &collection) else {
         return Item::Skip(Skip::new(FOREIGN_COLLECTION, collection));
     };
     let uri = format!("at://{did}/{collection}/{rkey}");
+    if kind == Kind::BskyProfile && rkey != "self" {
+        return Item::Skip(Skip::new(BAD_RECORD_KEY, uri));
+    }
     let write = match op {
         Operation::Delete => {
             if let Err(e) = plyr_lexicons::syntax::validate_record_key(&rkey) {
@@ -235,6 +260,15 @@ fn classify_commit(namespace: &Namespace, commit: Commit) -> Item {
             if let Err(e) = validate_cid(&cid) {
                 return Item::Skip(Skip::new(MALFORMED_EVENT, format!("{uri}: {e}")));
             }
+            let kind = match kind {
+                Kind::Record(kind) => kind,
+                Kind::BskyProfile => match Row::bsky_profile(&record) {
+                    Ok(row) => return bsky_write(uri, did, collection, rkey, rev, cid, row),
+                    Err(e) => {
+                        return Item::Skip(Skip::new(INVALID_RECORD, format!("{uri}: {e}")));
+                    }
+                },
+            };
             if let Err(rejection) = namespace.validate(&collection, &rkey, &record) {
                 return Item::Skip(Skip::new(
                     rejection.kind().as_str(),
@@ -258,6 +292,30 @@ fn classify_commit(namespace: &Namespace, commit: Commit) -> Item {
         rev,
         kind,
         write,
+    })
+}
+
+/// A valid `app.bsky.actor.profile/self` write (its URI is short: a DID and a fixed path).
+fn bsky_write(
+    uri: String,
+    did: String,
+    collection: String,
+    rkey: String,
+    rev: String,
+    cid: String,
+    row: Row,
+) -> Item {
+    if uri.len() > MAX_URI_BYTES {
+        return Item::Skip(Skip::new(UNSTORABLE_RECORD, "record uri too long"));
+    }
+    Item::Commit(CommitOp {
+        uri,
+        did,
+        collection,
+        rkey,
+        rev,
+        kind: Kind::BskyProfile,
+        write: Some(Write { cid, row }),
     })
 }
 
@@ -287,7 +345,7 @@ fn bounded(row: Row) -> Result<Row, crate::record::RowError> {
                     .as_ref()
                     .is_some_and(|t| t.len() > MAX_LIST_TYPE_BYTES)
         }
-        Row::Track(_) | Row::Profile(_) => false,
+        Row::Track(_) | Row::Profile(_) | Row::BskyProfile(_) => false,
     };
     if oversized {
         return Err(RowError::Range {
@@ -644,7 +702,7 @@ mod tests {
         };
         assert_eq!(op.uri, uri(ALICE, "track", &t1));
         assert_eq!(op.rev, tid(8));
-        assert_eq!(op.kind, RecordKind::Track);
+        assert_eq!(op.kind, Kind::Record(RecordKind::Track));
         let Some(Write {
             cid,
             row: Row::Track(row),
@@ -742,7 +800,7 @@ mod tests {
                 collection: "fm.plyr.track".into(),
                 rkey: "k".into(),
                 rev: tid(rev),
-                kind: RecordKind::Track,
+                kind: Kind::Record(RecordKind::Track),
                 write: None,
             }),
         }

@@ -50,6 +50,8 @@ pub(crate) enum Row {
     List(ListRow),
     /// `fm.plyr.actor.profile`.
     Profile(ProfileRow),
+    /// `app.bsky.actor.profile` (rkey `self`) of an actor the view already holds.
+    BskyProfile(BskyProfileRow),
 }
 
 /// Columns of `track`.
@@ -108,7 +110,67 @@ pub(crate) struct ProfileRow {
     pub record: String,
 }
 
+/// Columns of `bsky_profile`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BskyProfileRow {
+    pub display_name: Option<String>,
+    /// The avatar blob's CID.
+    pub avatar_cid: Option<String>,
+}
+
+/// Longest `displayName` kept, in graphemes (the app.bsky lexicon's bound).
+const MAX_DISPLAY_NAME_GRAPHEMES: usize = 640;
+
+/// Why an `app.bsky.actor.profile` record is not stored (we hold no lexicon for it, so only
+/// the fields we read are checked).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BskyProfileError {
+    /// Not a JSON object, or a `$type` naming another collection.
+    #[error("not an app.bsky.actor.profile object")]
+    NotProfile,
+    /// `displayName` is not a string, holds NUL, or is over 640 graphemes.
+    #[error("bad displayName")]
+    DisplayName,
+    /// `avatar` is not a blob with a valid CID.
+    #[error("bad avatar blob")]
+    Avatar,
+}
+
 impl Row {
+    /// Extracts the row of an `app.bsky.actor.profile` record: an object whose `displayName`,
+    /// if present, is a string of at most 640 graphemes and whose `avatar`, if present, is a
+    /// blob; everything else in it is ignored.
+    pub(crate) fn bsky_profile(record: &Value) -> Result<Row, BskyProfileError> {
+        use unicode_segmentation::UnicodeSegmentation;
+        let object = record.as_object().ok_or(BskyProfileError::NotProfile)?;
+        match object.get("$type") {
+            None => {}
+            Some(Value::String(t)) if t == crate::fold::BSKY_PROFILE => {}
+            Some(_) => return Err(BskyProfileError::NotProfile),
+        }
+        let display_name = match object.get("displayName") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name))
+                if !name.contains('\0')
+                    && name
+                        .graphemes(true)
+                        .nth(MAX_DISPLAY_NAME_GRAPHEMES)
+                        .is_none() =>
+            {
+                Some(name.clone())
+            }
+            Some(_) => return Err(BskyProfileError::DisplayName),
+        };
+        let avatar_cid = match object.get("avatar") {
+            None | Some(Value::Null) => None,
+            Some(blob) => Some(blob_cid(blob).ok_or(BskyProfileError::Avatar)?),
+        };
+        Ok(Row::BskyProfile(BskyProfileRow {
+            display_name,
+            avatar_cid,
+        }))
+    }
+
     /// Extracts the row of a record of the given kind.
     pub(crate) fn extract(kind: RecordKind, record: &Value) -> Result<Row, RowError> {
         if has_nul(record) {
@@ -182,6 +244,18 @@ impl Row {
         };
         Ok(row)
     }
+}
+
+/// The CID of a blob (`{"$type":"blob","ref":{"$link":cid},"mimeType",..,"size",..}`).
+fn blob_cid(blob: &Value) -> Option<String> {
+    if blob.get("$type").and_then(Value::as_str) != Some("blob") {
+        return None;
+    }
+    blob.get("mimeType").and_then(Value::as_str)?;
+    blob.get("size").and_then(Value::as_u64)?;
+    let cid = blob.get("ref")?.get("$link")?.as_str()?;
+    plyr_lexicons::syntax::validate_cid(cid).ok()?;
+    Some(cid.to_owned())
 }
 
 fn string(record: &Value, field: &'static str) -> Result<String, RowError> {

@@ -53,7 +53,8 @@ pub struct JetstreamConfig {
     pub cursor_source: String,
 }
 
-/// The URL of one connection attempt: `wantedCollections=<namespace>.*`, the cursor and the
+/// The URL of one connection attempt: `wantedCollections=<namespace>.*` and
+/// `app.bsky.actor.profile`, the cursor and the
 /// compression flag, after any query the configured URL already has.
 pub(crate) fn subscribe_url(config: &JetstreamConfig, cursor: Option<i64>) -> Url {
     let mut url = config.url.clone();
@@ -63,6 +64,8 @@ pub(crate) fn subscribe_url(config: &JetstreamConfig, cursor: Option<i64>) -> Ur
             "wantedCollections",
             &format!("{}.*", config.namespace.as_str()),
         );
+        // Tracked actors' display names and avatars (the store keeps only known actors').
+        query.append_pair("wantedCollections", crate::fold::BSKY_PROFILE);
         if let Some(cursor) = cursor {
             query.append_pair("cursor", &cursor.to_string());
         }
@@ -236,12 +239,12 @@ mod tests {
             (
                 false,
                 None,
-                "wss://jetstream.example/subscribe?wantedCollections=fm.plyr.*",
+                "wss://jetstream.example/subscribe?wantedCollections=fm.plyr.*&wantedCollections=app.bsky.actor.profile",
             ),
             (
                 true,
                 Some(1_700_000_000_000_000),
-                "wss://jetstream.example/subscribe?wantedCollections=fm.plyr.*&cursor=1700000000000000&compress=true",
+                "wss://jetstream.example/subscribe?wantedCollections=fm.plyr.*&wantedCollections=app.bsky.actor.profile&cursor=1700000000000000&compress=true",
             ),
         ];
         for (compress, cursor, want) in cases {

@@ -122,6 +122,10 @@ pub(crate) async fn apply(pool: &PgPool, source: &str, plan: &Plan) -> Result<Ap
     .execute(&mut *tx)
     .await
     .map_err(StoreError::at("configuring the transaction"))?;
+    // Bluesky profiles of actors we do not hold are dropped before anything (notify included)
+    // sees them.
+    let known = commits::known_bsky_profiles(&mut tx, plan).await?;
+    let plan = known.as_ref().unwrap_or(plan);
     let mut changes = notify::Changes::of(plan);
     changes.add_deleted_subjects(&mut tx, plan).await?;
     let mut extra = Plan::default();

@@ -149,13 +149,15 @@ async fn indexes_and_resumes(pool: PgPool, compress: bool) {
     let first = queries.recv().await.expect("first connection");
     assert_eq!(
         first,
-        format!("wantedCollections=fm.plyr.*{compress_param}")
+        format!(
+            "wantedCollections=fm.plyr.*&wantedCollections=app.bsky.actor.profile{compress_param}"
+        )
     );
     let second = queries.recv().await.expect("second connection");
     assert_eq!(
         second,
         format!(
-            "wantedCollections=fm.plyr.*&cursor={}{compress_param}",
+            "wantedCollections=fm.plyr.*&wantedCollections=app.bsky.actor.profile&cursor={}{compress_param}",
             T0 + 3 - REWIND_US
         )
     );

@@ -278,8 +278,8 @@ pub(crate) fn read_snapshot(
         let Some((collection, rkey)) = path.split_once('/') else {
             continue;
         };
-        // Other apps' records are not ours to count.
-        if namespace.kind_of(collection).is_none() {
+        // Other apps' records are not ours to count (but the actor's Bluesky profile is kept).
+        if fold::kind_of(namespace, collection).is_none() {
             continue;
         }
         let uri = format!("at://{did}/{path}");

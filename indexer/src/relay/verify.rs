@@ -249,10 +249,13 @@ fn check_commit(
         skips: Vec::new(),
     };
     for op in &verified.ops {
-        if namespace.kind_of(op.collection()).is_none() {
-            continue;
+        // Tracked repos also keep their app.bsky.actor.profile, but only namespace records
+        // make a repo tracked.
+        match fold::kind_of(namespace, op.collection()) {
+            None => continue,
+            Some(fold::Kind::BskyProfile) => {}
+            Some(fold::Kind::Record(_)) => checked.namespace_ops = true,
         }
-        checked.namespace_ops = true;
         let operation = match op.action {
             Action::Delete => Operation::Delete,
             Action::Create | Action::Update => match (op.cid, op.record_json()) {

@@ -242,7 +242,8 @@ async fn purge(tx: &mut PgConnection, did: &str) -> Result<(), StoreError> {
               c as (delete from comment where did = $1),
               t as (delete from track where did = $1),
               li as (delete from list where did = $1),
-              p as (delete from profile where did = $1)
+              p as (delete from profile where did = $1),
+              b as (delete from bsky_profile where did = $1)
          update record set deleted = true, updated_at = now()
          where uri >= $2 and uri < $3 and not deleted",
     )

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::StoreError;
 use super::counts::Effects;
-use crate::fold::{ACTOR_DELETED, CommitOp, Plan, Skip};
+use crate::fold::{ACTOR_DELETED, CommitOp, Kind, Plan, Segment, Skip};
 use crate::record::Row;
 
 /// Folds one run of commits (one per URI). Returns how many won.
@@ -55,7 +55,8 @@ pub(super) async fn apply_commits(
 
     let (winners, seen) = fold_ledger(tx, &ops).await?;
     let mut effects = Effects::new(inactive, &authors);
-    for kind in RecordKind::ALL {
+    let kinds = RecordKind::ALL.map(Kind::Record);
+    for kind in kinds.into_iter().chain([Kind::BskyProfile]) {
         let of_kind: Vec<&CommitOp> = winners
             .iter()
             .copied()
@@ -64,9 +65,13 @@ pub(super) async fn apply_commits(
         if of_kind.is_empty() {
             continue;
         }
-        let (writes, deletes): (Vec<&CommitOp>, Vec<&CommitOp>) =
+        let (writes, delete_ops): (Vec<&CommitOp>, Vec<&CommitOp>) =
             of_kind.into_iter().partition(|op| op.write.is_some());
-        let deletes: Vec<&str> = deletes.iter().map(|op| op.uri.as_str()).collect();
+        let deletes: Vec<&str> = delete_ops.iter().map(|op| op.uri.as_str()).collect();
+        let Kind::Record(kind) = kind else {
+            fold_bsky_profiles(tx, &writes, &delete_ops).await?;
+            continue;
+        };
         match kind {
             RecordKind::Track => fold_tracks(tx, &writes, &deletes, &seen, &mut effects).await?,
             RecordKind::Like => fold_likes(tx, &writes, &deletes, &seen, &mut effects).await?,
@@ -522,10 +527,121 @@ async fn fold_profiles(
     Ok(())
 }
 
+/// Drops the `app.bsky.actor.profile` ops of actors the view does not hold (no `actor` row,
+/// and no namespace record among `ops` to create one): the firehose carries millions of
+/// Bluesky profiles and only our actors' are kept. Returns how many were dropped.
+pub(super) async fn drop_unknown_bsky_profiles(
+    tx: &mut PgConnection,
+    ops: &mut Vec<CommitOp>,
+) -> Result<usize, StoreError> {
+    let unknown = unknown_bsky_authors(tx, ops.iter()).await?;
+    let before = ops.len();
+    ops.retain(|op| op.kind != Kind::BskyProfile || !unknown.contains(op.did.as_str()));
+    Ok(before - ops.len())
+}
+
+/// [`drop_unknown_bsky_profiles`] over a live batch's plan: `None` when it keeps every op.
+pub(super) async fn known_bsky_profiles(
+    tx: &mut PgConnection,
+    plan: &Plan,
+) -> Result<Option<Plan>, StoreError> {
+    let ops = plan.segments.iter().flat_map(|segment| match segment {
+        Segment::Commits(ops) => ops.as_slice(),
+        Segment::Accounts(_) => &[],
+    });
+    let unknown = unknown_bsky_authors(tx, ops).await?;
+    if unknown.is_empty() {
+        return Ok(None);
+    }
+    let mut plan = plan.clone();
+    for segment in &mut plan.segments {
+        if let Segment::Commits(ops) = segment {
+            ops.retain(|op| op.kind != Kind::BskyProfile || !unknown.contains(op.did.as_str()));
+        }
+    }
+    Ok(Some(plan))
+}
+
+/// The authors of Bluesky profile ops among `ops` that have no `actor` row and no namespace
+/// op among `ops`.
+async fn unknown_bsky_authors<'a>(
+    tx: &mut PgConnection,
+    ops: impl Iterator<Item = &'a CommitOp>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut ours = HashSet::new();
+    let mut bsky = BTreeSet::new();
+    for op in ops {
+        match op.kind {
+            Kind::BskyProfile => bsky.insert(op.did.as_str()),
+            Kind::Record(_) => ours.insert(op.did.as_str()),
+        };
+    }
+    let candidates: Vec<&str> = bsky.into_iter().filter(|did| !ours.contains(did)).collect();
+    if candidates.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let known: Vec<String> = sqlx::query_scalar("select did from actor where did = any($1)")
+        .bind(&candidates)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::at("finding the actors of bluesky profiles"))?;
+    let known: HashSet<String> = known.into_iter().collect();
+    Ok(candidates
+        .into_iter()
+        .filter(|did| !known.contains(*did))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Upserts and deletes `bsky_profile` rows (the ledger already picked these ops; the table's
+/// own rev guards again, as every typed table does).
+async fn fold_bsky_profiles(
+    tx: &mut PgConnection,
+    writes: &[&CommitOp],
+    deletes: &[&CommitOp],
+) -> Result<(), StoreError> {
+    if !deletes.is_empty() {
+        let dids: Vec<&str> = deletes.iter().map(|op| op.did.as_str()).collect();
+        let revs: Vec<&str> = deletes.iter().map(|op| op.rev.as_str()).collect();
+        sqlx::query(
+            "delete from bsky_profile b
+             using unnest($1::text[], $2::text[]) as d(did, rev)
+             where b.did = d.did and b.rev < d.rev",
+        )
+        .bind(&dids)
+        .bind(&revs)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::at("deleting bluesky profiles"))?;
+    }
+    let cols = Columns::of(writes);
+    if cols.uri.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "insert into bsky_profile (did, cid, rev, display_name, avatar_cid)
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+         on conflict (did) do update
+         set cid = excluded.cid, rev = excluded.rev, display_name = excluded.display_name,
+             avatar_cid = excluded.avatar_cid, indexed_at = now()
+         where excluded.rev > bsky_profile.rev",
+    )
+    .bind(&cols.did)
+    .bind(&cols.cid)
+    .bind(&cols.rev)
+    .bind(&cols.opt_a)
+    .bind(&cols.opt_b)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::at("upserting bluesky profiles"))?;
+    Ok(())
+}
+
 /// Parallel column arrays for one `unnest` upsert, in the order of the writes. The `text_*`,
 /// `opt_*` and int columns mean what the row kind says: title/artist/album for tracks,
 /// subject/subject cid for likes, subject/subject cid/body/timestamp for comments,
-/// name/type/item count for lists, bio/avatar for profiles.
+/// name/type/item count for lists, bio/avatar for profiles, display name/avatar CID for
+/// Bluesky profiles.
 #[derive(Default)]
 struct Columns<'a> {
     uri: Vec<&'a str>,
@@ -590,6 +706,10 @@ impl<'a> Columns<'a> {
                     .push(i32::try_from(l.items.len()).unwrap_or(i32::MAX));
                 self.created_at.push(l.created_at);
                 self.record.push(&l.record);
+            }
+            Row::BskyProfile(p) => {
+                self.opt_a.push(p.display_name.as_deref());
+                self.opt_b.push(p.avatar_cid.as_deref());
             }
             Row::Profile(p) => {
                 self.opt_a.push(p.bio.as_deref());

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::StoreError;
-use crate::fold::{Plan, Segment};
+use crate::fold::{Kind, Plan, Segment};
 use crate::record::Row;
 
 /// The channel the appview listens on.
@@ -48,13 +48,17 @@ impl Changes {
                         match op.write.as_ref().map(|w| &w.row) {
                             Some(Row::Like(like)) => changes.subject(&like.subject_uri),
                             Some(Row::Comment(comment)) => changes.subject(&comment.subject_uri),
-                            Some(Row::Profile(_)) => {
+                            Some(Row::Profile(_) | Row::BskyProfile(_)) => {
                                 changes.authors.insert(op.did.clone());
                             }
                             Some(Row::Track(_)) => {
                                 changes.tracks.insert(op.uri.clone());
                             }
                             Some(Row::List(_)) => {}
+                            // The display name and avatar show on every view of the actor.
+                            None if op.kind == Kind::BskyProfile => {
+                                changes.authors.insert(op.did.clone());
+                            }
                             // A delete: a track's URI is its view; a like's or comment's
                             // subject is looked up before the row goes.
                             None => {

@@ -67,7 +67,9 @@ pub(crate) async fn apply_snapshot(
     let stale_count = stale.len();
     let mut extra = Plan::default();
     let mut written = 0;
-    let ops: Vec<CommitOp> = snapshot.writes.iter().cloned().chain(stale).collect();
+    let mut ops: Vec<CommitOp> = snapshot.writes.iter().cloned().chain(stale).collect();
+    // Its Bluesky profile is kept only if the actor is (or is becoming) ours.
+    commits::drop_unknown_bsky_profiles(&mut tx, &mut ops).await?;
     for chunk in ops.chunks(CHUNK) {
         written += commits::apply_commits(&mut tx, chunk, &mut extra).await?;
     }
@@ -83,7 +85,9 @@ pub(crate) async fn apply_snapshot(
     }
     write_skips(&mut tx, &skips).await?;
 
-    let tracked = !snapshot.present.is_empty();
+    // A Bluesky profile alone does not make a repo ours.
+    let bsky_profile = format!("at://{}/{}/self", snapshot.did, crate::fold::BSKY_PROFILE);
+    let tracked = snapshot.present.iter().any(|uri| *uri != bsky_profile);
     write_repo_state(&mut tx, snapshot, tracked).await?;
     tx.commit()
         .await
@@ -119,7 +123,7 @@ async fn stale_records(
         .filter(|uri| !snapshot.present.contains(uri))
         .filter_map(|uri| {
             let (collection, rkey) = uri.strip_prefix(&prefix)?.split_once('/')?;
-            let kind = namespace.kind_of(collection)?;
+            let kind = crate::fold::kind_of(namespace, collection)?;
             Some(CommitOp {
                 did: did.clone(),
                 collection: collection.to_owned(),

@@ -1018,3 +1018,189 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
         "the deleted like's subject is named: {deleted:?}"
     );
 }
+
+/// An `app.bsky.actor.profile/self` write with this display name and avatar blob CID.
+fn bsky_profile(time_us: i64, did: &str, rev: u64, name: &str, avatar: Option<&str>) -> String {
+    let mut record = serde_json::json!({
+        "$type": "app.bsky.actor.profile",
+        "displayName": name,
+        "description": "ignored",
+    });
+    if let Some(cid) = avatar {
+        record["avatar"] = serde_json::json!({
+            "$type": "blob", "ref": {"$link": cid}, "mimeType": "image/jpeg", "size": 1234,
+        });
+    }
+    write(
+        time_us,
+        did,
+        crate::fold::BSKY_PROFILE,
+        "self",
+        &tid(rev),
+        CID2,
+        record,
+    )
+}
+
+/// (display_name, avatar_cid, rev) of an actor's Bluesky profile, if stored.
+async fn bsky_row(pool: &PgPool, did: &str) -> Option<(Option<String>, Option<String>, String)> {
+    sqlx::query_as("select display_name, avatar_cid, rev from bsky_profile where did = $1")
+        .bind(did)
+        .fetch_optional(pool)
+        .await
+        .expect("bsky_profile query")
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn bluesky_profiles_of_known_actors_are_kept_rev_guarded(pool: PgPool) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .expect("listener");
+    listener.listen(notify::CHANNEL).await.expect("listen");
+    // Alice is ours (a track); Bob is not, and his Bluesky profile creates nothing.
+    ingest(&pool, &[track(1, ALICE, &tid(100), &tid(1), "One")]).await;
+    let _ = listener.recv().await.expect("track notification");
+    ingest(
+        &pool,
+        &[
+            bsky_profile(2, ALICE, 5, "Alice A.", Some(CID)),
+            bsky_profile(3, BOB, 5, "Bob", None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        bsky_row(&pool, ALICE).await,
+        Some((Some("Alice A.".into()), Some(CID.into()), tid(5)))
+    );
+    assert_eq!(bsky_row(&pool, BOB).await, None);
+    assert_eq!(
+        actor(&pool, BOB).await,
+        None,
+        "no actor from a bsky profile"
+    );
+    assert_eq!(
+        ledger(&pool, &format!("at://{BOB}/app.bsky.actor.profile/self")).await,
+        None,
+        "unknown actors' profiles stay out of the ledger"
+    );
+    // The batch names Alice (her views show the name and avatar), not Bob.
+    let n = listener.recv().await.expect("profile notification");
+    let changes: serde_json::Value = serde_json::from_str(n.payload()).expect("json");
+    assert_eq!(changes["authors"], serde_json::json!([ALICE]));
+    assert_eq!(changes["profiles"], serde_json::json!([ALICE]));
+
+    // A stale rev does not overwrite; a newer one does.
+    ingest(&pool, &[bsky_profile(4, ALICE, 4, "Old", None)]).await;
+    assert_eq!(
+        bsky_row(&pool, ALICE).await.map(|r| r.0),
+        Some(Some("Alice A.".into()))
+    );
+    ingest(&pool, &[bsky_profile(5, ALICE, 6, "Alice B.", None)]).await;
+    assert_eq!(
+        bsky_row(&pool, ALICE).await,
+        Some((Some("Alice B.".into()), None, tid(6)))
+    );
+    // A delete clears it, and a replay of an older write stays deleted.
+    let profile = crate::fold::BSKY_PROFILE;
+    ingest(&pool, &[delete(6, ALICE, profile, "self", &tid(7))]).await;
+    assert_eq!(bsky_row(&pool, ALICE).await, None);
+    ingest(&pool, &[bsky_profile(7, ALICE, 6, "Alice B.", None)]).await;
+    assert_eq!(bsky_row(&pool, ALICE).await, None);
+    // A track's counts are untouched by all this.
+    assert_eq!(actor_counts(&pool, ALICE).await.0, 1);
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn bluesky_profiles_in_the_batch_that_creates_the_actor_are_kept(pool: PgPool) {
+    ingest(
+        &pool,
+        &[
+            bsky_profile(1, ALICE, 1, "Alice", None),
+            track(2, ALICE, &tid(100), &tid(2), "One"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        bsky_row(&pool, ALICE).await.map(|r| r.0),
+        Some(Some("Alice".into()))
+    );
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn invalid_bluesky_profiles_are_counted(pool: PgPool) {
+    ingest(&pool, &[track(1, ALICE, &tid(100), &tid(1), "One")]).await;
+    let profile = crate::fold::BSKY_PROFILE;
+    let blob = |link: &str| {
+        serde_json::json!({"$type": "blob", "ref": {"$link": link}, "mimeType": "image/png",
+                           "size": 1})
+    };
+    let bad = [
+        serde_json::json!({"displayName": 42}),
+        serde_json::json!({"displayName": "x".repeat(641)}),
+        serde_json::json!({"displayName": "nul\u{0}"}),
+        serde_json::json!({"avatar": "https://cdn.example/a.jpg"}),
+        serde_json::json!({"avatar": blob("not-a-cid")}),
+        serde_json::json!({"$type": "app.bsky.feed.post", "displayName": "x"}),
+        serde_json::json!(["not an object"]),
+    ];
+    let events: Vec<String> = bad
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let n = u64::try_from(i).unwrap_or(0) + 2;
+            write(2, ALICE, profile, "self", &tid(n), CID, record)
+        })
+        .collect();
+    ingest(&pool, &events).await;
+    assert_eq!(skip_count(&pool, "invalid_record").await, 7);
+    // Another record key is not the profile.
+    ingest(
+        &pool,
+        &[write(
+            3,
+            ALICE,
+            profile,
+            "other",
+            &tid(20),
+            CID,
+            serde_json::json!({}),
+        )],
+    )
+    .await;
+    assert_eq!(skip_count(&pool, "bad_record_key").await, 1);
+    assert_eq!(bsky_row(&pool, ALICE).await, None);
+    // 640 graphemes (of several code points each) is within bounds.
+    let name = "e\u{301}".repeat(640);
+    let ok = write(
+        4,
+        ALICE,
+        profile,
+        "self",
+        &tid(21),
+        CID,
+        serde_json::json!({
+            "displayName": name, "avatar": blob(CID2),
+        }),
+    );
+    ingest(&pool, &[ok]).await;
+    assert_eq!(
+        bsky_row(&pool, ALICE).await,
+        Some((Some(name), Some(CID2.into()), tid(21)))
+    );
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn account_deletion_purges_the_bluesky_profile(pool: PgPool) {
+    ingest(
+        &pool,
+        &[
+            track(1, ALICE, &tid(100), &tid(1), "One"),
+            bsky_profile(2, ALICE, 2, "Alice", None),
+        ],
+    )
+    .await;
+    assert!(bsky_row(&pool, ALICE).await.is_some());
+    ingest(&pool, &[account(3, ALICE, false, Some("deleted"))]).await;
+    settle(&pool, ALICE, Settlement::Apply("deleted".into())).await;
+    assert_eq!(bsky_row(&pool, ALICE).await, None);
+}
