@@ -828,3 +828,73 @@ fn a_real_repository_is_checked_against_its_did_and_key() {
         .expect_err("truncated");
     assert_eq!(err.reason(), "malformed_car", "{err}");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn backfill_keeps_the_bluesky_profile_of_tracked_repos_only(pool: PgPool) {
+    // No listReposByCollection: every listed repo is fetched, so Dan's (a Bluesky profile
+    // and nothing of ours) is read too, and must stay untracked.
+    let host = Host::start(false, 10).await;
+    let mut alice = Actor::new('a', 1);
+    let mut dan = Actor::new('d', 4);
+    let blob_cid = cid_for_cbor(&json_to_cbor(&json!({"img": 1})).expect("cbor")).to_string();
+    let profile = |name: &str| {
+        json!({"$type": "app.bsky.actor.profile", "displayName": name,
+               "avatar": {"$type": "blob", "ref": {"$link": blob_cid}, "mimeType": "image/png",
+                          "size": 10}})
+    };
+    alice.create("fm.plyr.track", &tid(1), track_record("One"));
+    alice.create("app.bsky.actor.profile", "self", profile("Alice"));
+    dan.create("app.bsky.actor.profile", "self", profile("Dan"));
+    for actor in [&alice, &dan] {
+        host.publish(actor);
+        host.list(&actor.did, true);
+    }
+    let summary = run(
+        &host,
+        &pool,
+        BackfillTarget::All {
+            host: host.url.clone(),
+        },
+    )
+    .await;
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("select display_name, avatar_cid from bsky_profile where did = $1")
+            .bind(&alice.did)
+            .fetch_optional(&pool)
+            .await
+            .expect("bsky_profile");
+    assert_eq!(row, Some((Some("Alice".into()), Some(blob_cid.clone()))));
+    assert_eq!(repo_rev(&pool, &alice.did).await, Some(alice.rev()));
+    // Dan: no profile row, no actor, not tracked.
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from bsky_profile where did like 'did:plc:ddd%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from actor where did like 'did:plc:ddd%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(repo_rev(&pool, &dan.did).await, None);
+
+    // A resync of Alice's repo after she removed her Bluesky profile clears it.
+    alice.delete("app.bsky.actor.profile", "self");
+    host.publish(&alice);
+    sync_repo(&host.context(&pool), &alice.did())
+        .await
+        .expect("resyncs");
+    assert_eq!(
+        count(&pool, "select count(*) from bsky_profile").await,
+        0,
+        "the snapshot no longer holds it"
+    );
+    host.stop().await;
+}
