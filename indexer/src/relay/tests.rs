@@ -919,3 +919,44 @@ async fn repos_left_desynchronized_are_resynced_at_start(pool: PgPool) {
     hose.stop().await;
     net.stop().await;
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn tracked_repos_keep_their_bluesky_profile(pool: PgPool) {
+    let net = Net::start().await;
+    let mut hose = Firehose::start().await;
+    let mut alice = Account::new("alice", 0x11);
+    // Frank publishes only a Bluesky profile: it must not make his repo tracked.
+    let mut frank = Account::new("frank", 0x66);
+    alice.commit(vec![post(&tid(1))]);
+    track_repo(&pool, &alice).await;
+    net.publish_doc(&alice);
+    net.publish_doc(&frank);
+    let profile = |name: &str| {
+        create(
+            "app.bsky.actor.profile/self",
+            json!({"$type": "app.bsky.actor.profile", "displayName": name}),
+        )
+    };
+    hose.push(&alice.commit(vec![track(&tid(1001), "One"), profile("Alice")]));
+    hose.push(&frank.commit(vec![profile("Frank")]));
+    let last = hose.push(&alice.commit(vec![Write::Update {
+        path: "app.bsky.actor.profile/self".to_owned(),
+        record: json!({"$type": "app.bsky.actor.profile", "displayName": "Alice B."}),
+    }]));
+
+    let indexer = Indexer::start(&pool, &net, &hose, Some(0));
+    wait_for("the last commit", || cursor_reached(&pool, &hose, last)).await;
+    indexer.stop().await;
+
+    let names: Vec<(String, Option<String>)> =
+        sqlx::query_as("select did, display_name from bsky_profile order by did")
+            .fetch_all(&pool)
+            .await
+            .expect("bsky_profile");
+    assert_eq!(
+        names,
+        vec![(alice.did.clone(), Some("Alice B.".to_owned()))]
+    );
+    assert!(synced_at(&pool, &alice).await);
+    assert_eq!(repo_state(&pool, &frank.did).await, None, "frank untracked");
+}
