@@ -480,7 +480,6 @@ fn index_relay(database_url: &str, hose: &ScriptedFirehose, net: &Network) -> Ch
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
-#[ignore = "finds a bug: track deletes lost on the relay path (even without a fault: 58 or 50 live tracks where the stream leaves 48), see BENCHMARKS.md"]
 async fn relay_kill_9_at_random_points_matches_the_reference(pool: PgPool) {
     let mut rng = Rng::from_env("relay_kill_9_at_random_points_matches_the_reference");
     let (accounts, script) = relay_script(12, 48, 20);
@@ -562,5 +561,31 @@ async fn relay_kill_9_at_random_points_matches_the_reference(pool: PgPool) {
         let (g, w) = (got.remove(table), want.remove(table));
         assert_eq!(g.map(|r| r.len()), w.map(|r| r.len()), "{table} rows");
     }
+    without_rev_bookkeeping(&mut got);
+    without_rev_bookkeeping(&mut want);
     assert_same_view(&got, &want);
+}
+
+/// Which rev a row carries depends on whether a resync's snapshot (at the repo's newest rev)
+/// or the live commit wrote it last, and how many replayed commits were stale depends on where
+/// the kills fell: the relay comparison leaves both out. Every other column must match, and
+/// `all_repos_at` has already checked each repo's chain reached its last commit.
+fn without_rev_bookkeeping(view: &mut std::collections::BTreeMap<String, Vec<String>>) {
+    for (table, rows) in view.iter_mut() {
+        let mut kept: Vec<String> = rows
+            .iter()
+            .filter_map(|row| {
+                let mut value: serde_json::Value = serde_json::from_str(row).expect("row json");
+                if table == "indexer_skip" && value["reason"] == "stale_rev" {
+                    return None;
+                }
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("rev");
+                }
+                Some(value.to_string())
+            })
+            .collect();
+        kept.sort();
+        *rows = kept;
+    }
 }

@@ -80,9 +80,10 @@ pub async fn run_relay(
     let namespace = Arc::new(config.namespace.clone());
     let tracked = states.iter().map(|s| s.did.clone()).collect();
 
-    // The writer reports committed cursors; the reader resumes from what it forwarded
-    // instead (everything forwarded is processed unless the process dies).
-    let (committed_tx, _committed_rx) = watch::channel(stored);
+    // The writer reports committed cursors: resyncs wait for everything emitted before them
+    // to be committed. The reader resumes from what it forwarded instead (everything
+    // forwarded is processed unless the process dies).
+    let (committed_tx, committed_rx) = watch::channel(stored);
     let (frames_tx, frames_rx) = mpsc::channel(FRAME_CAPACITY);
     let (events_tx, events_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let stop = shutdown.child_token();
@@ -111,6 +112,7 @@ pub async fn run_relay(
         chain::Chain::new(states),
         frames_rx,
         events_tx,
+        committed_rx,
         stop.clone(),
     ));
     let written = writer::run(pool, cursor_source, events_rx, committed_tx, shutdown).await;

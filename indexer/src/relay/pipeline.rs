@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use plyr_identity::Did;
 use plyr_lexicons::Namespace;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +63,7 @@ pub(super) async fn run(
     mut chain: Chain,
     frames: mpsc::Receiver<Input>,
     events: mpsc::Sender<Classified>,
+    committed: watch::Receiver<Option<i64>>,
     shutdown: CancellationToken,
 ) {
     let verifier = Verifier::new(
@@ -76,7 +77,7 @@ pub(super) async fn run(
         refresh_rx,
         shutdown.clone(),
     ));
-    let mut resyncs = Resyncs::new(Arc::new(context.sync), chain.resyncing());
+    let mut resyncs = Resyncs::new(Arc::new(context.sync), chain.resyncing(), committed);
     let inputs = futures_util::stream::unfold(frames, |mut frames| async move {
         frames.recv().await.map(|input| (input, frames))
     });
@@ -147,6 +148,7 @@ pub(super) async fn run(
                     if let Item::RepoCommit(commit) = &classified.item {
                         resyncs.settled(&commit.advance.did);
                     }
+                    resyncs.emitted = resyncs.emitted.max(classified.time_us);
                     tokio::select! {
                         _ = shutdown.cancelled() => break 'run,
                         sent = events.send(classified) => {
@@ -173,6 +175,11 @@ pub(super) async fn run(
 /// whose chain breaks again at once, is not asked for `getRepo` in a loop.
 struct Resyncs {
     context: Arc<SyncContext>,
+    /// The writer's committed cursor.
+    committed: watch::Receiver<Option<i64>>,
+    /// The greatest seq handed to the writer so far: a resync starts only once it is
+    /// committed (see [`Resyncs::start`]).
+    emitted: Option<i64>,
     queued: VecDeque<String>,
     /// Queued, waiting or running, so a repo is never resynced twice at once.
     pending: HashSet<String>,
@@ -184,9 +191,15 @@ struct Resyncs {
 }
 
 impl Resyncs {
-    fn new(context: Arc<SyncContext>, initial: Vec<String>) -> Resyncs {
+    fn new(
+        context: Arc<SyncContext>,
+        initial: Vec<String>,
+        committed: watch::Receiver<Option<i64>>,
+    ) -> Resyncs {
         let mut resyncs = Resyncs {
             context,
+            committed,
+            emitted: None,
             queued: VecDeque::new(),
             pending: HashSet::new(),
             running: JoinSet::new(),
@@ -222,7 +235,21 @@ impl Resyncs {
             };
             *self.streaks.entry(did.clone()).or_default() += 1;
             let context = Arc::clone(&self.context);
+            let mut committed = self.committed.clone();
+            let barrier = self.emitted;
             self.running.spawn(async move {
+                // Everything handed to the writer before this resync must be in the view
+                // first: the snapshot deletes the repo's records it no longer has, and a create
+                // still in the writer's channel would land after it and resurrect a record the
+                // repo has since deleted (the snapshot cannot tombstone a URI it never saw).
+                if let Some(barrier) = barrier
+                    && committed
+                        .wait_for(|c| c.is_some_and(|c| c >= barrier))
+                        .await
+                        .is_err()
+                {
+                    return (did, Err("the writer stopped before the resync".to_owned()));
+                }
                 let result = match Did::new(&did) {
                     Ok(parsed) => sync_repo(&context, &parsed)
                         .await
