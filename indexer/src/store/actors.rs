@@ -213,7 +213,11 @@ pub(crate) async fn settle_account(
         return Ok(false);
     }
     match settlement {
-        Settlement::Apply(status) => apply_status(&mut tx, &claim.did, false, Some(status)).await?,
+        Settlement::Apply(status) => {
+            apply_status(&mut tx, &claim.did, false, Some(status)).await?;
+            // The actor's likes and comments stop counting on other actors' tracks too.
+            super::notify::send(&mut tx, &super::notify::Changes::everything()).await?;
+        }
         Settlement::Drop => {
             sqlx::query(
                 "update actor set pending_active = null, pending_status = null,

@@ -33,6 +33,10 @@ pub(crate) struct Changes {
     pub authors: BTreeSet<String>,
     /// Tracks whose view changed: written, deleted, or liked or commented on.
     pub tracks: BTreeSet<String>,
+    /// Too much changed to list: an account's status (its likes and comments count again, or
+    /// stop counting, on other actors' tracks) or a whole repo's snapshot.
+    #[serde(skip)]
+    pub everything: bool,
 }
 
 impl Changes {
@@ -68,10 +72,7 @@ impl Changes {
                     }
                 }
                 Segment::Accounts(accounts) => {
-                    for account in accounts {
-                        changes.profiles.insert(account.did.clone());
-                        changes.authors.insert(account.did.clone());
-                    }
+                    changes.everything |= !accounts.is_empty();
                 }
             }
         }
@@ -133,14 +134,25 @@ impl Changes {
     /// The notify payload: the JSON change set, or [`EVERYTHING`] past [`MAX_PAYLOAD`].
     pub(crate) fn payload(&self) -> String {
         match serde_json::to_string(self) {
-            Ok(json) if json.len() <= MAX_PAYLOAD => json,
+            Ok(json) if !self.everything && json.len() <= MAX_PAYLOAD => json,
             _ => EVERYTHING.to_owned(),
         }
     }
 
     /// Whether the batch changed no view.
     pub(crate) fn is_empty(&self) -> bool {
-        self.profiles.is_empty() && self.authors.is_empty() && self.tracks.is_empty()
+        !self.everything
+            && self.profiles.is_empty()
+            && self.authors.is_empty()
+            && self.tracks.is_empty()
+    }
+
+    /// A change readers cannot narrow down: they drop every cached view.
+    pub(crate) fn everything() -> Changes {
+        Changes {
+            everything: true,
+            ..Changes::default()
+        }
     }
 }
 

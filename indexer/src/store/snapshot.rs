@@ -89,6 +89,8 @@ pub(crate) async fn apply_snapshot(
     let bsky_profile = format!("at://{}/{}/self", snapshot.did, crate::fold::BSKY_PROFILE);
     let tracked = snapshot.present.iter().any(|uri| *uri != bsky_profile);
     write_repo_state(&mut tx, snapshot, tracked).await?;
+    // A whole repo changed: its tracks, and the counts its likes and comments feed.
+    super::notify::send(&mut tx, &super::notify::Changes::everything()).await?;
     tx.commit()
         .await
         .map_err(StoreError::at("committing a snapshot"))?;
