@@ -59,8 +59,8 @@ pub use fetch::Download;
 pub use identifier::{Did, Handle};
 pub use rate::RateLimit;
 pub use resolver::Resolver;
-pub use service_auth::{AuthError, ServiceAuth, ServiceToken};
 #[doc(hidden)]
 pub use service_auth::fuzz_service_token;
+pub use service_auth::{AuthError, ServiceAuth, ServiceToken};
 pub use status::RepoStatus;
 pub use sync::{ListedRepo, Listing, RepoPage, SyncClient, SyncConfig, xrpc_url};

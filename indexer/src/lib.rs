@@ -68,9 +68,9 @@ pub use backfill::{
 };
 pub use handles::resolve_handles;
 pub use labels::{LabelerConfig, run_labeler};
-pub use takedown::{SubjectError, TakedownSubject, takedown};
 pub use mirror::{Mirror, MirrorConfig, MirrorError, MirrorReport};
 pub use relay::{RelayConfig, run_relay};
+pub use takedown::{SubjectError, TakedownSubject, takedown};
 
 #[doc(hidden)]
 pub use fuzzing::fuzz_jetstream_event;
