@@ -29,12 +29,12 @@ mod list;
 /// Audio and image fixtures, shared with the blobstore's tests.
 #[path = "../../../blobstore/tests/media_fixtures.rs"]
 mod media_fixtures;
+/// Protocol behaviour shared by all methods: limits, cursors, errors, health, CORS, serve.
+mod protocol;
 /// The blobstore's S3 harness (a real s3s-fs), for the redirect test.
 #[path = "../../../blobstore/tests/harness.rs"]
 #[allow(dead_code)]
 mod s3_harness;
-/// Protocol behaviour shared by all methods: limits, cursors, errors, health, CORS, serve.
-mod protocol;
 /// searchTracks, searchActors and the unified search.
 mod search;
 /// getLatestTracks, getTrack, getTracks, getArtistTracks.
