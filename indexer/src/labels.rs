@@ -7,19 +7,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
 use plyr_identity::{Did, Resolver};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use sqlx::PgPool;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::IndexerError;
 use crate::store::labels as store;
+use crate::websocket::{KeepAlive, Received};
 
 /// First reconnect delay; doubles per failed attempt.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -27,10 +26,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-/// How often we ping: labelers are quiet for hours, and the pong proves the link is alive.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-/// No message (pongs included) for this long means the connection is dead (half-open TCP).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest frame read: the event-stream spec's 5 MB limit.
 const MAX_MESSAGE_BYTES: usize = 5 << 20;
 /// Longest label value the spec allows, in bytes.
@@ -348,36 +343,18 @@ async fn read<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    let mut last_message = Instant::now();
+    let mut keepalive = KeepAlive::new();
     loop {
-        let message = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return End::Stop,
-            _ = tokio::time::sleep_until(last_message + IDLE_TIMEOUT) => {
-                return End::Lost("no message within the idle timeout".into());
-            }
-            _ = ping.tick() => {
-                if let Err(e) = ws.send(Message::Ping(Default::default())).await {
-                    return End::Lost(format!("ping: {e}"));
-                }
-                continue;
-            }
-            message = ws.next() => message,
-        };
-        last_message = Instant::now();
-        let bytes = match message {
-            None => return End::Lost("stream ended".into()),
-            Some(Err(e)) => return End::Lost(e.to_string()),
-            Some(Ok(Message::Close(frame))) => return End::Lost(format!("closed: {frame:?}")),
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Text(_))) => {
+        let bytes = match keepalive.next(&mut ws, shutdown).await {
+            Received::Stop => return End::Stop,
+            Received::Lost(why) => return End::Lost(why),
+            Received::Binary(bytes) => bytes,
+            Received::Text(_) => {
                 if let Err(end) = count_malformed(pool, "text message on a binary stream").await {
                     return end;
                 }
                 continue;
             }
-            Some(Ok(_)) => continue,
         };
         let frame = match decode(&bytes) {
             Ok(frame) => frame,

@@ -49,6 +49,7 @@ mod relay;
 mod source;
 mod store;
 mod takedown;
+mod websocket;
 mod writer;
 
 #[cfg(test)]

@@ -5,17 +5,16 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use plyr_lexicons::Namespace;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::event;
 use crate::fold::{self, Classified, Item, MALFORMED_EVENT, Skip};
+use crate::websocket::{KeepAlive, Received};
 
 /// How far before the last committed cursor a reconnect resumes, in µs. Jetstream's `time_us`
 /// is only roughly ordered across its ingest workers; replays are harmless (folding is by rev).
@@ -27,10 +26,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-/// How often we ping, so a silent server still answers with frames.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-/// No frame for this long means the connection is dead (half-open TCP).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest message accepted, compressed or not. Records are at most 1 MB of CBOR (a bit more
 /// as JSON); the margin matters because a message over the limit drops the connection, and
 /// the replay would hit it again.
@@ -157,31 +152,13 @@ where
         None
     };
     let mut buffer: Vec<u8> = Vec::new();
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    let mut last_frame = Instant::now();
+    let mut keepalive = KeepAlive::new();
     loop {
-        let message = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return End::Stop,
-            _ = tokio::time::sleep_until(last_frame + IDLE_TIMEOUT) => {
-                return End::Lost("no frame within the idle timeout".into());
-            }
-            _ = ping.tick() => {
-                if let Err(e) = ws.send(Message::Ping(Default::default())).await {
-                    return End::Lost(format!("ping: {e}"));
-                }
-                continue;
-            }
-            message = ws.next() => message,
-        };
-        last_frame = Instant::now();
-        let classified = match message {
-            None => return End::Lost("stream ended".into()),
-            Some(Err(e)) => return End::Lost(e.to_string()),
-            Some(Ok(Message::Close(frame))) => return End::Lost(format!("closed: {frame:?}")),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-            Some(Ok(Message::Text(text))) => classify(config, text.as_bytes()),
-            Some(Ok(Message::Binary(bytes))) => match decompressor.as_mut() {
+        let classified = match keepalive.next(&mut ws, shutdown).await {
+            Received::Stop => return End::Stop,
+            Received::Lost(why) => return End::Lost(why),
+            Received::Text(text) => classify(config, text.as_bytes()),
+            Received::Binary(bytes) => match decompressor.as_mut() {
                 Some(decompressor) => {
                     buffer.clear();
                     buffer.reserve(MAX_MESSAGE_BYTES);

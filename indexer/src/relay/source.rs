@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use plyr_lexicons::Namespace;
 use plyr_repo::{AccountEvent, Frame, IdentityEvent, RepoOp, decode_frame};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::fold::{Classified, Item, MALFORMED_EVENT, Skip, UNKNOWN_KIND};
+use crate::websocket::{KeepAlive, Received};
 
 /// First reconnect delay; doubles per failed attempt.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -25,10 +24,6 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-/// How often we ping, so a silent server still answers with frames.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-/// No frame for this long means the connection is dead (half-open TCP).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest websocket message read. Frames over the spec's 5 MB are refused by `decode_frame`
 /// as a counted skip; a message over this cap would drop the connection, and the replay would
 /// hit it again, so the margin is wide.
@@ -147,31 +142,13 @@ impl Reader {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-        let mut last_frame = Instant::now();
+        let mut keepalive = KeepAlive::new();
         loop {
-            let message = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return End::Stop,
-                _ = tokio::time::sleep_until(last_frame + IDLE_TIMEOUT) => {
-                    return End::Lost("no frame within the idle timeout".into());
-                }
-                _ = ping.tick() => {
-                    if let Err(e) = ws.send(Message::Ping(Default::default())).await {
-                        return End::Lost(format!("ping: {e}"));
-                    }
-                    continue;
-                }
-                message = ws.next() => message,
-            };
-            last_frame = Instant::now();
-            let input = match message {
-                None => return End::Lost("stream ended".into()),
-                Some(Err(e)) => return End::Lost(e.to_string()),
-                Some(Ok(Message::Close(frame))) => return End::Lost(format!("closed: {frame:?}")),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Text(_))) => Some(malformed("text message on a binary stream")),
-                Some(Ok(Message::Binary(bytes))) => match self.triage(bytes) {
+            let input = match keepalive.next(&mut ws, shutdown).await {
+                Received::Stop => return End::Stop,
+                Received::Lost(why) => return End::Lost(why),
+                Received::Text(_) => Some(malformed("text message on a binary stream")),
+                Received::Binary(bytes) => match self.triage(bytes) {
                     Ok(input) => input,
                     Err(end) => return end,
                 },
