@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use futures_util::TryStreamExt;
 use plyr_blobstore::{
     BlobCid, BlobKey, BlobStore, ByteRange, MediaDetails, PutError, PutLimits, StoreError,
+    StoreErrorKind,
 };
 use serde::Serialize;
 use sqlx::PgPool;
@@ -29,6 +30,9 @@ use crate::queries::blob::{self as q, NewBlob};
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// A blob is data, never a document: no scripts, no subresources, no same-origin access.
 const CSP: &str = "default-src 'none'; sandbox";
+/// `Retry-After` while the object store is unreachable (issue #6): the SDK's own retries are
+/// already spent by then, and a restarted store answers well within it.
+const STORE_RETRY_AFTER_SECS: u64 = 30;
 
 /// The blob service's parts. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -90,6 +94,9 @@ enum BlobError {
     InvalidMedia(String),
     /// 416, with the object's size for `Content-Range: bytes */size`.
     RangeNotSatisfiable(u64),
+    /// 503 BlobStoreUnavailable, with `Retry-After`: the object store failed or is
+    /// unreachable, a transient outage the client should retry (issue #6).
+    StoreUnavailable,
 }
 
 impl From<XrpcError> for BlobError {
@@ -130,6 +137,21 @@ impl IntoResponse for BlobError {
                 }),
             )
                 .into_response(),
+            BlobError::StoreUnavailable => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(ErrorBody {
+                        error: "BlobStoreUnavailable",
+                        message: "the blob store is temporarily unavailable; retry later".into(),
+                    }),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(STORE_RETRY_AFTER_SECS),
+                );
+                response
+            }
             BlobError::RangeNotSatisfiable(size) => {
                 let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -149,7 +171,8 @@ impl From<PutError> for BlobError {
             PutError::Body { received, .. } => BlobError::Xrpc(XrpcError::InvalidRequest(format!(
                 "upload body failed after {received} bytes"
             ))),
-            // Neither is reachable without an expected CID; report as a server fault.
+            PutError::Store(e) => e.into(),
+            // Not reachable without an expected CID; report as a server fault.
             other => BlobError::Xrpc(XrpcError::Internal(format!("{other}{}", causes(&other)))),
         }
     }
@@ -157,7 +180,14 @@ impl From<PutError> for BlobError {
 
 impl From<StoreError> for BlobError {
     fn from(e: StoreError) -> BlobError {
-        BlobError::Xrpc(XrpcError::Internal(format!("{e}{}", causes(&e))))
+        match e.kind() {
+            StoreErrorKind::Remote => {
+                // The cause names the endpoint, bucket and SDK text: it goes to the log only.
+                tracing::error!(error = %e, cause = %causes(&e), "blob store unavailable");
+                BlobError::StoreUnavailable
+            }
+            _ => BlobError::Xrpc(XrpcError::Internal(format!("{e}{}", causes(&e)))),
+        }
     }
 }
 
