@@ -58,6 +58,11 @@ mod loopback;
 #[cfg(test)]
 #[path = "../../blobstore/tests/media_fixtures.rs"]
 mod media_fixtures;
+/// The blobstore's S3 harness (a real s3s-fs), for the mirror's store-outage test.
+#[cfg(test)]
+#[path = "../../blobstore/tests/harness.rs"]
+#[allow(dead_code)]
+mod s3_harness;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]

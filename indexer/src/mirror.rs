@@ -3,7 +3,7 @@
 //! plyr-identity), check that the bytes hash to the record's CID and decode as the audio they
 //! claim, store them and mark the track's audio verified. `audioUrl`-only tracks are fetched
 //! only from allow-listed origins and recorded as unverified. Failures are recorded per track
-//! and retried a bounded number of times.
+//! and retried a bounded number of times; an outage of our own store is retried until it ends.
 
 use std::time::Duration;
 
@@ -29,7 +29,8 @@ pub struct MirrorConfig {
     pub batch: i64,
     /// Downloads in flight at once.
     pub concurrency: usize,
-    /// Attempts per track before it is left alone (until its record changes).
+    /// Attempts per track before it is left alone (until its record changes). Failures of our
+    /// own store or database do not spend attempts.
     pub max_attempts: i32,
     /// Wait before retrying a failed track.
     pub retry_after: Duration,
@@ -179,6 +180,7 @@ impl Mirror {
                         source,
                         verified,
                         error: None,
+                        spends_attempt: false,
                     },
                 )
                 .await?;
@@ -190,7 +192,13 @@ impl Mirror {
             }
             Err(failure) => {
                 let reason = chain(&failure);
-                tracing::debug!(uri = %track.uri, reason = %reason, "mirror failed");
+                let spends_attempt = failure.spends_attempt();
+                if spends_attempt {
+                    tracing::debug!(uri = %track.uri, reason = %reason, "mirror failed");
+                } else {
+                    tracing::warn!(uri = %track.uri, reason = %reason,
+                        "mirror failed on our side; retried without spending an attempt");
+                }
                 store::record_audio(
                     &mut conn,
                     &AudioState {
@@ -199,6 +207,7 @@ impl Mirror {
                         source,
                         verified: false,
                         error: Some(&reason),
+                        spends_attempt,
                     },
                 )
                 .await?;
@@ -324,6 +333,18 @@ enum Failure {
     Database(#[from] sqlx::Error),
 }
 
+impl Failure {
+    /// Whether the failure is the track's (its record, its PDS, its bytes). Our blob store or
+    /// database being down is not (issue #6): such a track is retried after `retry_after` for
+    /// as long as the outage lasts, instead of running out of attempts.
+    fn spends_attempt(&self) -> bool {
+        !matches!(
+            self,
+            Failure::Put(PutError::Store(_)) | Failure::Database(_)
+        )
+    }
+}
+
 /// An error and its sources on one line, for the track's recorded failure.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -346,6 +367,7 @@ mod tests {
     use super::*;
     use crate::loopback::{KEY_A, Loopback};
     use crate::media_fixtures as fx;
+    use crate::s3_harness;
 
     const DID: &str = "did:plc:mirrormirrormirrormirror";
 
@@ -353,14 +375,24 @@ mod tests {
         mirror: Mirror,
         store: BlobStore,
         pds: Loopback,
-        _dir: tempfile::TempDir,
+        _dir: Option<tempfile::TempDir>,
     }
 
     async fn env(db: &PgPool, config: MirrorConfig) -> Env {
-        let pds = Loopback::start().await;
-        pds.set_doc(DID, KEY_A, pds.pds());
         let dir = tempfile::tempdir().expect("temp dir");
         let store = BlobStore::new(FsBackend::open(dir.path()).await.expect("fs store"));
+        env_on(db, config, store, Some(dir)).await
+    }
+
+    /// A mirror writing to `store`; `dir` is kept while the test runs.
+    async fn env_on(
+        db: &PgPool,
+        config: MirrorConfig,
+        store: BlobStore,
+        dir: Option<tempfile::TempDir>,
+    ) -> Env {
+        let pds = Loopback::start().await;
+        pds.set_doc(DID, KEY_A, pds.pds());
         let sync = SyncClient::new(SyncConfig {
             allow_loopback: true,
             ..SyncConfig::default()
@@ -522,6 +554,131 @@ mod tests {
         // Only the allow-listed URL was requested.
         assert_eq!(env.pds.blob_hits(), 1);
         assert!(env.store.exists(BlobCid::of(&wav)).await.expect("exists"));
+        env.pds.stop().await;
+    }
+
+    async fn attempts(db: &PgPool, uri: &str) -> i32 {
+        sqlx::query_scalar("select attempts from track_audio where track_uri = $1")
+            .bind(uri)
+            .fetch_one(db)
+            .await
+            .expect("track_audio row")
+    }
+
+    /// Starts s3s-fs again on the port and folder of the harness's first one, and waits until
+    /// it answers.
+    async fn restart_s3s(s3: &s3_harness::Env) -> tokio::process::Child {
+        let server = s3.server.as_ref().expect("s3s-fs");
+        let port = server.endpoint.rsplit(':').next().expect("endpoint port");
+        let child = tokio::process::Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", port])
+            .args(["--access-key", "AK", "--secret-key", "SK"])
+            .arg(&server.root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn s3s-fs");
+        let client = s3.s3.as_ref().expect("s3 backend").client();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while client
+            .head_bucket()
+            .bucket(s3_harness::BUCKET)
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "s3s-fs did not answer after its restart"
+            );
+            // A retry interval between probes, not a guess at the start-up time.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child
+    }
+
+    /// Issue #6: the store (S3 on a real s3s-fs) is down during a pass. The pass still
+    /// completes; the track is recorded as failed, unverified, with nothing stored, and, unlike
+    /// a track whose PDS lacks the blob, without spending an attempt. Once s3s-fs is back on the
+    /// same port and folder, the next pass stores the blob and verifies the track.
+    #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+    async fn issue_6_a_store_outage_is_retried_without_spending_attempts(db: PgPool) {
+        let mut s3 = s3_harness::Env::new(s3_harness::Kind::S3)
+            .await
+            .expect("s3s-fs (scripts/test installs it)");
+        let config = MirrorConfig {
+            // One attempt: a failure that spent it would never be retried.
+            max_attempts: 1,
+            retry_after: Duration::ZERO,
+            ..MirrorConfig::default()
+        };
+        let env = env_on(&db, config, s3.store.clone(), None).await;
+        let wav = fx::wav(fx::RATE / 4);
+        let cid = BlobCid::of(&wav);
+        env.pds.set_blob(DID, &cid.to_string(), &wav);
+        let served = track(&db, "3kaaaaaaaaaa2", blob_ref(&wav)).await;
+        let missing = track(&db, "3kaaaaaaaaab2", blob_ref(b"never served")).await;
+
+        s3.server
+            .as_mut()
+            .expect("s3s-fs")
+            .kill()
+            .await
+            .expect("kill s3s-fs");
+        let started = std::time::Instant::now();
+        let report = env.mirror.pass().await.expect("a pass survives the outage");
+        eprintln!(
+            "pass with the store down: {report:?} in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(report.failed, 2);
+        let (source, verified, error) = audio_state(&db, &served).await;
+        assert_eq!((source.as_str(), verified), ("blob", false));
+        assert!(error.is_some_and(|e| e.contains("store")));
+        assert_eq!(
+            attempts(&db, &served).await,
+            0,
+            "the outage spends no attempt"
+        );
+        assert_eq!(
+            attempts(&db, &missing).await,
+            1,
+            "a PDS without the blob does"
+        );
+        let rows: i64 = sqlx::query_scalar("select count(*) from blob")
+            .fetch_one(&db)
+            .await
+            .expect("count");
+        assert_eq!(rows, 0, "nothing recorded as stored");
+
+        // Still down: retried, still no attempt spent; the PDS failure is not retried.
+        let report = env.mirror.pass().await.expect("pass");
+        assert_eq!((report.failed, report.verified), (1, 0));
+        assert_eq!(attempts(&db, &served).await, 0);
+
+        let _server = restart_s3s(&s3).await;
+        let report = env.mirror.pass().await.expect("pass");
+        assert_eq!((report.verified, report.failed), (1, 0));
+        assert_eq!(
+            audio_state(&db, &served).await,
+            ("blob".to_owned(), true, None)
+        );
+        let read = env
+            .store
+            .get_range(cid, None)
+            .await
+            .expect("read")
+            .expect("stored");
+        let bytes = s3_harness::collect(read).await.expect("read body");
+        assert_eq!(BlobCid::of(&bytes), cid);
+        assert_eq!(bytes, wav.to_vec());
+        // Done: the verified track is not due, the PDS failure used its one attempt.
+        assert_eq!(
+            env.mirror.pass().await.expect("pass"),
+            MirrorReport::default()
+        );
         env.pds.stop().await;
     }
 

@@ -104,10 +104,13 @@ pub(crate) struct AudioState<'a> {
     pub(crate) source: &'static str,
     pub(crate) verified: bool,
     pub(crate) error: Option<&'a str>,
+    /// Whether a failure spends one of the track's attempts: not when our own store or
+    /// database failed (issue #6), which says nothing about the track.
+    pub(crate) spends_attempt: bool,
 }
 
-/// Records the outcome of one attempt; a failure counts towards the attempt limit, a success
-/// resets it.
+/// Records the outcome of one attempt; a failure that spends an attempt counts towards the
+/// limit, a success resets it.
 #[tracing::instrument(skip(conn, state), fields(uri = state.track_uri))]
 pub(crate) async fn record_audio(
     conn: &mut PgConnection,
@@ -115,18 +118,19 @@ pub(crate) async fn record_audio(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into track_audio (track_uri, cid, source, verified, error, attempts, checked_at) \
-         values ($1, $2, $3, $4, $5, case when $5::text is null then 0 else 1 end, now()) \
+         values ($1, $2, $3, $4, $5, case when $5::text is null then 0 else $6 end, now()) \
          on conflict (track_uri) do update set cid = excluded.cid, source = excluded.source, \
            verified = excluded.verified, error = excluded.error, checked_at = now(), \
            attempts = case when excluded.error is null then 0 \
-                           when track_audio.cid is distinct from excluded.cid then 1 \
-                           else track_audio.attempts + 1 end",
+                           when track_audio.cid is distinct from excluded.cid then $6 \
+                           else track_audio.attempts + $6 end",
     )
     .bind(state.track_uri)
     .bind(state.cid)
     .bind(state.source)
     .bind(state.verified)
     .bind(state.error)
+    .bind(i32::from(state.spends_attempt))
     .execute(conn)
     .await?;
     Ok(())
