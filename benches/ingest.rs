@@ -10,6 +10,8 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,126 +19,9 @@ use anyhow::{Context, Result, bail};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
 
+use common::{cores, free_port, fresh_database, mix, peak_rss_kib};
 use support::events::*;
-use support::jetstream::{Frame, ScriptedJetstream};
-
-struct Mix {
-    frames: Vec<Frame>,
-    tracks: usize,
-    likes: usize,
-    comments: usize,
-    noise: usize,
-}
-
-/// 10% tracks, 70% likes, 10% comments, 10% fm.plyr.stg noise, spread over many repos.
-fn mix(total: usize) -> Mix {
-    let mut frames = Vec::with_capacity(total + 1);
-    let (mut tracks, mut likes, mut comments, mut noise) = (0, 0, 0, 0);
-    let mut track_uris: Vec<String> = Vec::new();
-    let artists = 2_000u32;
-    let fans = 20_000u32;
-    for i in 0..total {
-        let time = T0 + i64::try_from(i).unwrap_or(i64::MAX) + 1;
-        let seq = u64::try_from(i).unwrap_or(u64::MAX) + 1;
-        let slot = i % 10;
-        if slot == 0 || track_uris.is_empty() {
-            let artist = did(u32::try_from(tracks).unwrap_or(0) % artists);
-            let rkey = rkey(tracks as u64);
-            let record = track_record(
-                "fm.plyr",
-                &format!("track {tracks}"),
-                "2026-01-01T00:00:00Z",
-            );
-            frames.push(create(
-                time,
-                &artist,
-                "fm.plyr.track",
-                &rkey,
-                &rev(seq),
-                record,
-            ));
-            track_uris.push(uri(&artist, "fm.plyr.track", &rkey));
-            tracks += 1;
-        } else if slot <= 7 {
-            let fan = did(100_000 + u32::try_from(i).unwrap_or(0) % fans);
-            let subject = &track_uris[(i * 7919) % track_uris.len()];
-            let record = like_record("fm.plyr", subject);
-            frames.push(create(
-                time,
-                &fan,
-                "fm.plyr.like",
-                &rkey(i as u64),
-                &rev(seq),
-                record,
-            ));
-            likes += 1;
-        } else if slot == 8 {
-            let fan = did(100_000 + u32::try_from(i).unwrap_or(0) % fans);
-            let subject = &track_uris[(i * 104_729) % track_uris.len()];
-            let record = comment_record(
-                "fm.plyr",
-                subject,
-                "nice drop",
-                i64::try_from(i % 300_000).unwrap_or(0),
-            );
-            frames.push(create(
-                time,
-                &fan,
-                "fm.plyr.comment",
-                &rkey(i as u64),
-                &rev(seq),
-                record,
-            ));
-            comments += 1;
-        } else {
-            let artist = did(u32::try_from(i).unwrap_or(0) % artists);
-            let record = track_record("fm.plyr.stg", "staging", "2026-01-01T00:00:00Z");
-            frames.push(create(
-                time,
-                &artist,
-                "fm.plyr.stg.track",
-                &rkey(i as u64),
-                &rev(seq),
-                record,
-            ));
-            noise += 1;
-        }
-    }
-    Mix {
-        frames,
-        tracks,
-        likes,
-        comments,
-        noise,
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("probe port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
-    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let mut url = url::Url::parse(&base).context("DATABASE_URL")?;
-    url.set_path(name);
-    let url = url.to_string();
-    if Postgres::database_exists(&url).await? {
-        Postgres::drop_database(&url).await?;
-    }
-    Postgres::create_database(&url).await?;
-    let pool = PgPool::connect(&url).await?;
-    plyr_migrations::MIGRATOR.run(&pool).await?;
-    Ok((url, pool))
-}
+use support::jetstream::ScriptedJetstream;
 
 /// The ceiling: one `insert ... select from unnest(...) on conflict do update` of `rows` tracks.
 async fn bulk_upsert_ceiling(pool: &PgPool, rows: usize) -> Result<f64> {
@@ -181,12 +66,7 @@ async fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    println!("machine: {} cores", cores());
     let generated = Instant::now();
     let mix = mix(total);
     println!(
@@ -197,7 +77,7 @@ async fn main() -> Result<()> {
         mix.noise,
         generated.elapsed().as_secs_f64()
     );
-    let last = mix.frames.last().context("no frames")?.time_us;
+    let last = mix.last_time_us();
     let (db_url, pool) = fresh_database("plyr_bench_ingest").await?;
     let jetstream = ScriptedJetstream::start(mix.frames).await;
     let port = free_port()?;

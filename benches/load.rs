@@ -1,11 +1,26 @@
 //! Read load benchmark: seeds a fresh database with bulk SQL (100k tracks by 5k artists, 200k
-//! likes by 20k fans, profiles), starts the release `plyr-appview serve` (rate limits off,
-//! view cache on), and drives a mixed XRPC read workload with `oha`: once at a fixed rate for
-//! p50/p99, once at the highest rate it reaches. Prints one markdown table row per run.
+//! likes by 20k fans, profiles), starts the release `plyr-appview run` (indexer and server in
+//! one process, as deployed; rate limits off, view cache on) against a scripted Jetstream that
+//! is silent at first, and drives a mixed XRPC read workload with `oha`:
+//!
+//! 1. idle, at a fixed rate: the reference p50/p99;
+//! 2. idle, flat out: the highest rate it reaches;
+//! 3. the same fixed rate while the indexer ingests a Jetstream backlog at full speed (the
+//!    backlog is sized to outlast the run, and the bench checks that it did): p99 against run 1
+//!    and the ingest rate the reads left it.
+//!
+//! Prints one markdown table row per run and fails on any error or non-200 answer.
 //!
 //! Run: `cargo bench --bench load` (needs Postgres at DATABASE_URL and `oha` on PATH:
-//! `cargo install oha`). `BENCH_RATE` (default 5000 req/s), `BENCH_SECS` (default 20) and
-//! `BENCH_CONNECTIONS` (default 50) change the runs.
+//! `cargo install oha`). `BENCH_RATE` (default 1000 req/s), `BENCH_SECS` (default 20),
+//! `BENCH_CONNECTIONS` (default 50) and `BENCH_EVENTS` (the backlog, default 600,000) change the
+//! runs; `BENCH_SPLIT=1` runs the server and the indexer as two processes (`serve`, `index`)
+//! instead of one `run`; `BENCH_KEEP_DB=1` keeps the database for a closer look.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+mod common;
 
 use std::fmt::Write as _;
 use std::process::Stdio;
@@ -15,6 +30,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
+
+use common::{applied, cores, env_or, free_port, fresh_database, mix};
+use support::jetstream::ScriptedJetstream;
 
 const TRACKS: i64 = 100_000;
 const ARTISTS: i64 = 5_000;
@@ -29,20 +47,6 @@ fn artist(i: i64) -> String {
 
 fn track_uri(i: i64) -> String {
     format!("at://{}/fm.plyr.track/3kbt{i:09}", artist(i % ARTISTS))
-}
-
-async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
-    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let mut url = url::Url::parse(&base).context("DATABASE_URL")?;
-    url.set_path(name);
-    let url = url.to_string();
-    if Postgres::database_exists(&url).await? {
-        Postgres::drop_database(&url).await?;
-    }
-    Postgres::create_database(&url).await?;
-    let pool = PgPool::connect(&url).await?;
-    plyr_migrations::MIGRATOR.run(&pool).await?;
-    Ok((url, pool))
 }
 
 /// The view as the indexer would leave it, in a handful of set-based statements.
@@ -165,15 +169,24 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// One oha run over the URL list; `rate` None runs flat out.
-fn oha(urls_file: &str, secs: u64, connections: u32, rate: Option<u32>) -> Result<Value> {
+/// What oha requests: the mixed URL list (a file), or one URL.
+#[derive(Clone)]
+enum Target {
+    UrlsFrom(String),
+    Url(String),
+}
+
+/// One oha run; `rate` None runs flat out.
+fn oha(target: &Target, secs: u64, connections: u32, rate: Option<u32>) -> Result<Value> {
     let mut cmd = std::process::Command::new("oha");
+    match target {
+        Target::UrlsFrom(path) => cmd.args(["--urls-from-file", path]),
+        Target::Url(url) => cmd.arg(url),
+    };
     cmd.args([
         "--no-tui",
         "--output-format",
         "json",
-        "--urls-from-file",
-        urls_file,
         "-z",
         &format!("{secs}s"),
         "-c",
@@ -194,90 +207,73 @@ fn oha(urls_file: &str, secs: u64, connections: u32, rate: Option<u32>) -> Resul
     serde_json::from_slice(&out.stdout).context("oha's JSON")
 }
 
-fn row(label: &str, report: &Value) -> Result<String> {
-    let ms = |key: &str| {
-        report["latencyPercentiles"][key]
-            .as_f64()
-            .map(|s| s * 1000.0)
-    };
-    let rps = report["summary"]["requestsPerSec"]
-        .as_f64()
-        .context("requestsPerSec")?;
-    let statuses = &report["statusCodeDistribution"];
-    let non_ok: u64 = statuses
-        .as_object()
-        .map(|m| {
+/// What one oha run measured.
+struct Summary {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    /// Answers other than 200.
+    non_ok: u64,
+    /// Requests that got no answer (connection errors, timeouts).
+    errors: u64,
+}
+
+impl Summary {
+    fn parse(report: &Value) -> Result<Self> {
+        let ms = |key: &str| {
+            report["latencyPercentiles"][key]
+                .as_f64()
+                .map_or(f64::NAN, |s| s * 1000.0)
+        };
+        let non_ok = report["statusCodeDistribution"].as_object().map_or(0, |m| {
             m.iter()
                 .filter(|(code, _)| code.as_str() != "200")
                 .filter_map(|(_, n)| n.as_u64())
                 .sum()
+        });
+        // oha cancels the requests in flight when the duration ends and lists them as
+        // "aborted due to deadline": not the server's doing.
+        let errors = report["errorDistribution"].as_object().map_or(0, |m| {
+            m.iter()
+                .filter(|(kind, _)| !kind.contains("aborted due to deadline"))
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        });
+        Ok(Self {
+            rps: report["summary"]["requestsPerSec"]
+                .as_f64()
+                .context("requestsPerSec")?,
+            p50_ms: ms("p50"),
+            p99_ms: ms("p99"),
+            p999_ms: ms("p99.9"),
+            non_ok,
+            errors,
         })
-        .unwrap_or(0);
-    let errors = report["errorDistribution"]
-        .as_object()
-        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>());
-    Ok(format!(
-        "| {label} | {rps:.0} | {:.2} | {:.2} | {:.2} | {non_ok} | {errors} |",
-        ms("p50").unwrap_or(f64::NAN),
-        ms("p99").unwrap_or(f64::NAN),
-        ms("p99.9").unwrap_or(f64::NAN),
-    ))
+    }
+
+    fn row(&self, label: &str) -> String {
+        format!(
+            "| {label} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            self.rps, self.p50_ms, self.p99_ms, self.p999_ms, self.non_ok, self.errors
+        )
+    }
 }
 
-fn free_port() -> Result<u16> {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(socket.local_addr()?.port())
+/// Runs oha on a blocking thread.
+async fn run_oha(
+    target: &Target,
+    secs: u64,
+    connections: u32,
+    rate: Option<u32>,
+) -> Result<Summary> {
+    let target = target.clone();
+    let report =
+        tokio::task::spawn_blocking(move || oha(&target, secs, connections, rate)).await??;
+    Summary::parse(&report)
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-#[tokio::main]
-async fn main() -> Result<()> {
-    let rate: u32 = env_or("BENCH_RATE", 5000);
-    let secs: u64 = env_or("BENCH_SECS", 20);
-    let connections: u32 = env_or("BENCH_CONNECTIONS", 50);
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
-    let (db_url, pool) = fresh_database("plyr_bench_load").await?;
-    let seeded = Instant::now();
-    seed(&pool).await?;
-    println!(
-        "seeded {TRACKS} tracks, {LIKES} likes, {} actors in {:.1}s",
-        ARTISTS + FANS,
-        seeded.elapsed().as_secs_f64()
-    );
-
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let blob_dir = tempfile::tempdir()?;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plyr-appview"))
-        .args([
-            "serve",
-            "--database-url",
-            &db_url,
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--rate-limit",
-            "0",
-            "--ffmpeg",
-            "none",
-        ])
-        .arg("--blob-dir")
-        .arg(blob_dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting plyr-appview serve")?;
+async fn wait_healthy(base: &str) -> Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -287,14 +283,76 @@ async fn main() -> Result<()> {
             .await
             .is_ok_and(|r| r.status().is_success());
         if up {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("server did not come up in 60 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let rate: u32 = env_or("BENCH_RATE", 1000);
+    let secs: u64 = env_or("BENCH_SECS", 20);
+    let connections: u32 = env_or("BENCH_CONNECTIONS", 50);
+    let events: usize = env_or("BENCH_EVENTS", 600_000);
+    println!("machine: {} cores", cores());
+    let (db_url, pool) = fresh_database("plyr_bench_load").await?;
+    let seeded = Instant::now();
+    seed(&pool).await?;
+    println!(
+        "seeded {TRACKS} tracks, {LIKES} likes, {} actors in {:.1}s",
+        ARTISTS + FANS,
+        seeded.elapsed().as_secs_f64()
+    );
+    let backlog = mix(events);
+    let (backlog_tracks, backlog_likes, last) =
+        (backlog.tracks, backlog.likes, backlog.last_time_us());
+
+    // Silent until the third run appends the backlog.
+    let jetstream = ScriptedJetstream::start(Vec::new()).await;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let blob_dir = tempfile::tempdir()?;
+    let split = std::env::var("BENCH_SPLIT").is_ok_and(|v| v == "1");
+    let spawn = |args: &[&str]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_plyr-appview"))
+            .args(args)
+            .args(["--database-url", &db_url])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting plyr-appview {}", args[0]))
+    };
+    let bind = format!("127.0.0.1:{port}");
+    let blob_dir = blob_dir.path().to_str().context("temp path")?;
+    let server = [
+        "--bind",
+        &bind,
+        "--rate-limit",
+        "0",
+        "--ffmpeg",
+        "none",
+        "--blob-dir",
+        blob_dir,
+    ];
+    let jetstream_url = jetstream.url();
+    let indexer = ["--jetstream-url", jetstream_url.as_str()];
+    // One process as deployed by default, or (BENCH_SPLIT=1) `serve` and `index` apart.
+    let mut children = if split {
+        vec![
+            spawn(&[&["serve"][..], &server].concat())?,
+            spawn(&[&["index"][..], &indexer].concat())?,
+        ]
+    } else {
+        vec![spawn(&[&["run"][..], &server, &indexer].concat())?]
+    };
+    wait_healthy(&base).await?;
     // Every kind of URL answers 200 before it is timed.
+    let http = reqwest::Client::new();
     let list = urls(&base);
     for url in list.lines().take(20) {
         let status = http.get(url).send().await?.status();
@@ -304,40 +362,101 @@ async fn main() -> Result<()> {
     }
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), &list)?;
-    let path = file.path().to_str().context("temp path")?.to_owned();
+    let mixed = Target::UrlsFrom(file.path().to_str().context("temp path")?.to_owned());
 
-    let warm = tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || oha(&path, 5, connections, None)
-    })
-    .await??;
-    println!(
-        "warm-up: {:.0} req/s",
-        warm["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0)
-    );
-    let fixed = tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || oha(&path, secs, connections, Some(rate))
-    })
-    .await??;
-    let max = tokio::task::spawn_blocking(move || oha(&path, secs, connections, None)).await??;
+    // The anchor: the same server and oha on an answer that needs no query.
+    let health = Target::Url(format!("{base}/xrpc/_health"));
+    let anchor = run_oha(&health, secs.min(10), connections, None).await?;
+    let warm = run_oha(&mixed, 5, connections, None).await?;
+    println!("warm-up: {:.0} req/s", warm.rps);
+    let idle = run_oha(&mixed, secs, connections, Some(rate)).await?;
+    let max = run_oha(&mixed, secs, connections, None).await?;
+
+    jetstream.append(backlog.frames);
+    let ingest_started = Instant::now();
+    let loaded = run_oha(&mixed, secs, connections, Some(rate)).await?;
+    let window = ingest_started.elapsed().as_secs_f64();
+    let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while plyr_indexer::last_cursor(&pool, "jetstream")
+        .await?
+        .is_none_or(|c| c < last)
+    {
+        if Instant::now() > deadline {
+            bail!("indexer did not finish the backlog in 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total_secs = ingest_started.elapsed().as_secs_f64();
 
     println!("| run | req/s | p50 ms | p99 ms | p99.9 ms | non-200 | errors |");
     println!("|---|---|---|---|---|---|---|");
     println!(
         "{}",
-        row(
-            &format!("fixed {rate} req/s, {connections} conns, {secs}s"),
-            &fixed
-        )?
+        anchor.row(&format!("anchor: `_health` flat out, {} s", secs.min(10)))
     );
     println!(
         "{}",
-        row(&format!("max rate, {connections} conns, {secs}s"), &max)?
+        idle.row(&format!("idle, fixed {rate} req/s, {secs} s"))
+    );
+    println!("{}", max.row(&format!("idle, max rate, {secs} s")));
+    println!(
+        "{}",
+        loaded.row(&format!("ingesting, fixed {rate} req/s, {secs} s"))
+    );
+    println!(
+        "ingest during the reads: {during} of {events} events in {window:.1} s = {:.0} events/s; \
+         whole backlog in {total_secs:.1} s = {:.0} events/s",
+        during as f64 / window,
+        events as f64 / total_secs
+    );
+    println!(
+        "p99 while ingesting / idle p99 = {:.2}x (goal: at most 2x)",
+        loaded.p99_ms / idle.p99_ms
     );
 
-    child.kill().await.ok();
+    let tracks: i64 =
+        sqlx::query_scalar("select count(*) from track where did like 'did:plc:test%'")
+            .fetch_one(&pool)
+            .await?;
+    let likes: i64 =
+        sqlx::query_scalar("select count(*) from track_like where did like 'did:plc:test%'")
+            .fetch_one(&pool)
+            .await?;
+    for child in &mut children {
+        child.kill().await.ok();
+    }
     pool.close().await;
-    Postgres::drop_database(&db_url).await?;
+    if std::env::var_os("BENCH_KEEP_DB").is_none() {
+        Postgres::drop_database(&db_url).await?;
+    } else {
+        println!("kept the database: {db_url}");
+    }
+
+    if usize::try_from(tracks).ok() != Some(backlog_tracks)
+        || usize::try_from(likes).ok() != Some(backlog_likes)
+    {
+        bail!(
+            "backlog incomplete: {tracks} of {backlog_tracks} tracks, {likes} of {backlog_likes} likes"
+        );
+    }
+    if during >= i64::try_from(events).unwrap_or(i64::MAX) {
+        bail!("the backlog ran out before the reads ended: raise BENCH_EVENTS");
+    }
+    let runs = [
+        ("anchor", &anchor),
+        ("idle", &idle),
+        ("max", &max),
+        ("ingesting", &loaded),
+    ];
+    for (name, run) in runs {
+        if run.non_ok + run.errors > 0 {
+            bail!(
+                "{name} run: {} non-200 answers, {} errors",
+                run.non_ok,
+                run.errors
+            );
+        }
+    }
     Ok(())
 }
