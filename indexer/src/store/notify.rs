@@ -1,8 +1,11 @@
-//! Tells readers what a committed batch changed: one `pg_notify` on [`CHANNEL`] inside the
-//! batch's transaction (Postgres delivers it at commit, or never), so the appview can drop its
-//! cached views without depending on this crate. The payload is the contract:
+//! Tells readers what a committed batch changed: `pg_notify`s on [`CHANNEL`] inside the
+//! batch's transaction (Postgres delivers them at commit, or never), so the appview can drop
+//! its cached views without depending on this crate. Each payload is the contract:
 //! `{"profiles":[did..],"authors":[did..],"tracks":[uri..]}`, or the bare word `changed` when
-//! the batch touched too much to list (readers then drop everything).
+//! the batch touched too much to list (readers then drop everything). A change set larger than
+//! one payload is split over several notifies: a batch at full ingest speed names thousands of
+//! tracks, and clearing every reader's cache for each would leave the cache empty exactly when
+//! Postgres is busiest.
 
 use std::collections::BTreeSet;
 
@@ -16,8 +19,11 @@ use crate::record::Row;
 /// The channel the appview listens on.
 pub(crate) const CHANNEL: &str = "plyr_view_changed";
 
-/// Postgres refuses payloads of 8000 bytes or more; past this the batch sends [`EVERYTHING`].
+/// Postgres refuses payloads of 8000 bytes or more; change sets are split below this.
 const MAX_PAYLOAD: usize = 7900;
+
+/// Past this many payloads (about 2 MB) one batch sends [`EVERYTHING`] instead.
+const MAX_NOTIFIES: usize = 256;
 
 /// The payload of a batch whose change set does not fit.
 pub(crate) const EVERYTHING: &str = "changed";
@@ -131,11 +137,47 @@ impl Changes {
         self.tracks.insert(uri.to_owned());
     }
 
-    /// The notify payload: the JSON change set, or [`EVERYTHING`] past [`MAX_PAYLOAD`].
-    pub(crate) fn payload(&self) -> String {
-        match serde_json::to_string(self) {
-            Ok(json) if !self.everything && json.len() <= MAX_PAYLOAD => json,
-            _ => EVERYTHING.to_owned(),
+    /// The notify payloads: the change set as JSON, split so that each stays under
+    /// [`MAX_PAYLOAD`] bytes, or the single [`EVERYTHING`] past [`MAX_NOTIFIES`] of them.
+    pub(crate) fn payloads(&self) -> Vec<String> {
+        if self.everything {
+            return vec![EVERYTHING.to_owned()];
+        }
+        let entries = (self.profiles.iter().map(|d| (Field::Profiles, d)))
+            .chain(self.authors.iter().map(|d| (Field::Authors, d)))
+            .chain(self.tracks.iter().map(|u| (Field::Tracks, u)));
+        let mut payloads = Vec::new();
+        let mut chunk = Changes::default();
+        // The JSON of an empty change set, then each entry's quoted string and comma.
+        let empty = serialize(&chunk).len();
+        let mut size = empty;
+        for (field, value) in entries {
+            let cost = serde_json::to_string(value).map_or(usize::MAX, |s| s.len() + 1);
+            if size.saturating_add(cost) > MAX_PAYLOAD && !chunk.is_empty() {
+                payloads.push(serialize(&std::mem::take(&mut chunk)));
+                size = empty;
+                if payloads.len() == MAX_NOTIFIES {
+                    return vec![EVERYTHING.to_owned()];
+                }
+            }
+            size = size.saturating_add(cost);
+            chunk.field(field).insert(value.clone());
+        }
+        if !chunk.is_empty() {
+            payloads.push(serialize(&chunk));
+        }
+        // One entry alone over the limit (no valid DID or AT-URI is that long): be safe.
+        if payloads.iter().any(|p| p.len() > MAX_PAYLOAD) || payloads.len() > MAX_NOTIFIES {
+            return vec![EVERYTHING.to_owned()];
+        }
+        payloads
+    }
+
+    fn field(&mut self, field: Field) -> &mut BTreeSet<String> {
+        match field {
+            Field::Profiles => &mut self.profiles,
+            Field::Authors => &mut self.authors,
+            Field::Tracks => &mut self.tracks,
         }
     }
 
@@ -156,14 +198,27 @@ impl Changes {
     }
 }
 
-/// Queues the notify in `tx`; Postgres sends it when (and only if) `tx` commits.
+#[derive(Clone, Copy)]
+enum Field {
+    Profiles,
+    Authors,
+    Tracks,
+}
+
+fn serialize(changes: &Changes) -> String {
+    // Sets of strings always serialize.
+    serde_json::to_string(changes).unwrap_or_else(|_| EVERYTHING.to_owned())
+}
+
+/// Queues the notifies in `tx` (one round trip); Postgres sends them when (and only if) `tx`
+/// commits. Each payload is a complete invalidation, so their order does not matter.
 pub(crate) async fn send(tx: &mut PgConnection, changes: &Changes) -> Result<(), StoreError> {
     if changes.is_empty() {
         return Ok(());
     }
-    sqlx::query("select pg_notify($1, $2)")
+    sqlx::query("select pg_notify($1, payload) from unnest($2::text[]) as p(payload)")
         .bind(CHANNEL)
-        .bind(changes.payload())
+        .bind(changes.payloads())
         .execute(&mut *tx)
         .await
         .map_err(StoreError::at("notifying readers"))?;
@@ -174,21 +229,67 @@ pub(crate) async fn send(tx: &mut PgConnection, changes: &Changes) -> Result<(),
 mod tests {
     use super::*;
 
+    fn parse(payload: &str) -> Changes {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            profiles: BTreeSet<String>,
+            authors: BTreeSet<String>,
+            tracks: BTreeSet<String>,
+        }
+        let wire: Wire = serde_json::from_str(payload).expect("json payload");
+        Changes {
+            profiles: wire.profiles,
+            authors: wire.authors,
+            tracks: wire.tracks,
+            everything: false,
+        }
+    }
+
     #[test]
-    fn oversized_change_sets_become_everything() {
+    fn large_change_sets_are_split_into_payloads_that_cover_them() {
         let mut changes = Changes::default();
         changes
             .tracks
             .insert("at://did:plc:a/fm.plyr.track/1".into());
-        let small = changes.payload();
-        assert!(small.starts_with('{'), "{small}");
-        let parsed: serde_json::Value = serde_json::from_str(&small).expect("json payload");
-        assert_eq!(parsed["tracks"][0], "at://did:plc:a/fm.plyr.track/1");
-        for i in 0..500 {
+        let small = changes.payloads();
+        assert_eq!(small.len(), 1);
+        assert_eq!(parse(&small[0]), changes);
+
+        for i in 0..2_000 {
+            changes
+                .tracks
+                .insert(format!("at://did:plc:a{i}/fm.plyr.track/{i:020}"));
+            changes.profiles.insert(format!("did:plc:a{i}"));
+        }
+        changes.authors.insert("did:plc:author".into());
+        let payloads = changes.payloads();
+        assert!(payloads.len() > 1, "{} payloads", payloads.len());
+        let mut union = Changes::default();
+        for payload in &payloads {
+            assert!(payload.len() <= MAX_PAYLOAD, "{} bytes", payload.len());
+            let part = parse(payload);
+            union.profiles.extend(part.profiles);
+            union.authors.extend(part.authors);
+            union.tracks.extend(part.tracks);
+        }
+        assert_eq!(union, changes, "the payloads name exactly the change set");
+        // Full chunks: no more payloads than the bytes need (plus one partial).
+        let bytes: usize = payloads.iter().map(String::len).sum();
+        assert!(payloads.len() <= bytes / (MAX_PAYLOAD / 2) + 1);
+    }
+
+    #[test]
+    fn huge_change_sets_and_account_changes_become_everything() {
+        let mut changes = Changes::default();
+        for i in 0..60_000 {
             changes
                 .tracks
                 .insert(format!("at://did:plc:a/fm.plyr.track/{i:020}"));
         }
-        assert_eq!(changes.payload(), EVERYTHING);
+        assert_eq!(changes.payloads(), vec![EVERYTHING.to_owned()]);
+        assert_eq!(
+            Changes::everything().payloads(),
+            vec![EVERYTHING.to_owned()]
+        );
     }
 }
