@@ -27,6 +27,7 @@ pub(crate) async fn due_audio(
     limit: i64,
     max_attempts: i32,
     retry_secs: f64,
+    url_origins: &[String],
 ) -> Result<Vec<DueAudio>, sqlx::Error> {
     sqlx::query_as::<_, DueAudio>(
         "select t.uri, t.did, \
@@ -38,7 +39,9 @@ pub(crate) async fn due_audio(
          from track t \
          join actor a on a.did = t.did and a.active \
          left join track_audio ta on ta.track_uri = t.uri \
-         where (t.record ? 'audioBlob' or t.record ? 'audioUrl') \
+         where (t.record ? 'audioBlob' \
+                or exists (select 1 from unnest($4::text[]) o \
+                           where starts_with(t.record ->> 'audioUrl', o || '/'))) \
            and (ta.track_uri is null \
                 or (t.record ? 'audioBlob' \
                     and ta.cid is distinct from t.record -> 'audioBlob' -> 'ref' ->> '$link') \
@@ -50,6 +53,7 @@ pub(crate) async fn due_audio(
     .bind(limit)
     .bind(max_attempts)
     .bind(retry_secs)
+    .bind(url_origins)
     .fetch_all(db)
     .await
 }
