@@ -98,7 +98,8 @@ pub async fn of_artists(db: &PgPool, dids: &[String]) -> Result<Vec<AlbumRow>, s
 /// similar; ties by word similarity), best first, then newest.
 #[instrument(skip(db))]
 pub async fn search(db: &PgPool, q: &str, limit: i64) -> Result<Vec<AlbumHitRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
+    let mut tx = super::custom_plans(db).await?;
+    let hits = sqlx::query_as(concat!(
         "select *, ",
         search_rank!("title"),
         " as rank from (",
@@ -107,8 +108,10 @@ pub async fn search(db: &PgPool, q: &str, limit: i64) -> Result<Vec<AlbumHitRow>
     ))
     .bind(q)
     .bind(limit)
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hits)
 }
 
 /// The visible tracks of an active artist's albums: items of their album lists, and their

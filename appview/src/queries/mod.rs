@@ -124,3 +124,17 @@ pub mod play;
 pub mod search;
 pub mod stats;
 pub mod track;
+
+/// A read transaction planned for its actual parameters. The server's connections use generic
+/// plans (one plan per prepared statement: right for keyset pages, which walk an index from the
+/// cursor whatever it is), but a search's best plan depends on the query text (which trigram
+/// indexes pay off, how selective a pattern is), so searches are re-planned on every call.
+async fn custom_plans(
+    db: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("set local plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}

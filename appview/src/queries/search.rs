@@ -47,7 +47,8 @@ pub async fn hits(
         .into_iter()
         .filter_map(|(kind, on)| on.then_some(kind))
         .collect();
-    sqlx::query_as(concat!(
+    let mut tx = super::custom_plans(db).await?;
+    let hits = sqlx::query_as(concat!(
         "select kind, key, rank from ( \
            select 'track' as kind, t.uri as key,",
         search_rank!("t.title"),
@@ -88,6 +89,8 @@ pub async fn hits(
     .bind(after.map(|c| c.rank))
     .bind(after.map(|c| c.key.as_str()))
     .bind(limit)
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hits)
 }

@@ -27,27 +27,42 @@ pub struct TopTrackRow {
     pub count: i64,
 }
 
+/// `select` of [`TotalsRow`] over the visible tracks, for `concat!` before an optional `where`.
+macro_rules! totals_of_visible_tracks {
+    () => {
+        concat!(
+            "select coalesce(sum(coalesce(c.plays, 0)), 0)::bigint as plays, \
+                    count(*) as tracks, count(distinct t.did) as artists, \
+                    coalesce(sum(case when jsonb_typeof(t.record->'duration') = 'number' \
+                        and (t.record->>'duration') ~ '^[0-9]{1,9}$' \
+                        then (t.record->>'duration')::bigint else 0 end), 0)::bigint \
+                      as duration_seconds \
+             from track t join actor a on a.did = t.did and a.active and",
+            not_hidden!("t.uri", "t.did"),
+            " left join web_play_count c on c.track_uri = t.uri "
+        )
+    };
+}
+
 /// The visible tracks of `did` (all artists when null), summed. `duration` is read only when it
 /// is a JSON integer in the i32 range: the lexicon makes it an integer, and a hostile value
-/// must not fail the sum.
+/// must not fail the sum. Two statements rather than `$1 is null or t.did = $1`: the server's
+/// connections use generic plans, which could not use the `did` index for the latter.
 #[instrument(skip(db))]
 pub async fn totals(db: &PgPool, did: Option<&str>) -> Result<TotalsRow, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "select coalesce(sum(coalesce(c.plays, 0)), 0)::bigint as plays, \
-                count(*) as tracks, count(distinct t.did) as artists, \
-                coalesce(sum(case when jsonb_typeof(t.record->'duration') = 'number' \
-                    and (t.record->>'duration') ~ '^[0-9]{1,9}$' \
-                    then (t.record->>'duration')::bigint else 0 end), 0)::bigint \
-                  as duration_seconds \
-         from track t join actor a on a.did = t.did and a.active and",
-        not_hidden!("t.uri", "t.did"),
-        "\
-         left join web_play_count c on c.track_uri = t.uri \
-         where ($1::text is null or t.did = $1)"
-    ))
-    .bind(did)
-    .fetch_one(db)
-    .await
+    match did {
+        Some(did) => {
+            sqlx::query_as(concat!(totals_of_visible_tracks!(), "where t.did = $1"))
+                .bind(did)
+                .fetch_one(db)
+                .await
+        }
+        None => {
+            sqlx::query_as(totals_of_visible_tracks!())
+                .fetch_one(db)
+                .await
+        }
+    }
 }
 
 /// The artist's most played track (with at least one play).
