@@ -2,10 +2,15 @@
 //! bounded, and dropped entry by entry as the indexer's notifications name what changed
 //! (`notify.rs`). Until the listener is connected (and again whenever it loses its connection)
 //! every read goes to Postgres, so a missed notification can never leave a stale entry.
+//!
+//! First pages of the track feeds (getLatestTracks, getArtistTracks) are kept as the ordered
+//! URIs they list, and hydrated through the track cache: a like only drops the liked track's
+//! view, while a page is dropped when a track it could list changes. Under full-speed ingest
+//! this keeps the busiest reads off a Postgres that is busy writing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -38,12 +43,30 @@ struct Inner {
     profiles: Cache<String, Option<ProfileRow>>,
     /// `None`: the track is missing or hidden.
     tracks: Cache<String, Option<TrackRow>>,
+    /// First pages of getLatestTracks by rows fetched: the URIs, in feed order.
+    latest_pages: Cache<i64, Page>,
+    /// First pages of getArtistTracks by artist DID, then by rows fetched.
+    artist_pages: Cache<String, ArtistPages>,
     /// Bumped by every invalidation, so a read that raced one does not keep its result.
     epoch: AtomicU64,
     /// Whether the listener is connected: only then are entries served.
     live: watch::Sender<bool>,
     /// Notifications applied so far (tests wait on it).
     applied: watch::Sender<u64>,
+}
+
+/// A cached first page: its tracks' URIs in order.
+type Page = Arc<[String]>;
+
+/// One artist's cached first pages, by rows fetched.
+type ArtistPages = Arc<Mutex<HashMap<i64, Page>>>;
+
+/// First pages kept: a few limits of the latest feed, and this many artists.
+const PAGE_CAPACITY: u64 = 10_000;
+
+/// The DID of an `at://` URI.
+fn did_of(uri: &str) -> Option<&str> {
+    uri.strip_prefix("at://")?.split('/').next()
 }
 
 /// The indexer's change set (`indexer/src/store/notify.rs` writes it).
@@ -77,6 +100,14 @@ impl ViewCache {
                     .max_capacity(capacity)
                     .time_to_live(TIME_TO_LIVE)
                     .support_invalidation_closures()
+                    .build(),
+                latest_pages: Cache::builder()
+                    .max_capacity(PAGE_CAPACITY)
+                    .time_to_live(TIME_TO_LIVE)
+                    .build(),
+                artist_pages: Cache::builder()
+                    .max_capacity(PAGE_CAPACITY)
+                    .time_to_live(TIME_TO_LIVE)
                     .build(),
                 epoch: AtomicU64::new(0),
                 live: watch::Sender::new(false),
@@ -118,6 +149,8 @@ impl ViewCache {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         self.inner.profiles.invalidate_all();
         self.inner.tracks.invalidate_all();
+        self.inner.latest_pages.invalidate_all();
+        self.inner.artist_pages.invalidate_all();
     }
 
     /// Drops what one notification names; anything but a change set drops everything.
@@ -137,6 +170,15 @@ impl ViewCache {
                 }
                 for uri in &changes.tracks {
                     self.inner.tracks.invalidate(uri).await;
+                }
+                // A named track may have entered, left or moved in any page that could list
+                // it (the payload does not say whether it was written or only liked).
+                if !changes.tracks.is_empty() || !changes.authors.is_empty() {
+                    self.inner.latest_pages.invalidate_all();
+                }
+                let artists = changes.tracks.iter().filter_map(|uri| did_of(uri));
+                for did in artists.chain(changes.authors.iter().map(String::as_str)) {
+                    self.inner.artist_pages.invalidate(did).await;
                 }
                 for did in changes.authors {
                     let prefix = format!("at://{did}/");
@@ -218,4 +260,76 @@ impl ViewCache {
         }
         Ok(found)
     }
+
+    /// The first page of getLatestTracks, `fetch` rows at most, as `queries::track::latest`.
+    pub(crate) async fn latest(
+        &self,
+        db: &PgPool,
+        fetch: i64,
+    ) -> Result<Vec<TrackRow>, sqlx::Error> {
+        if !self.is_live() {
+            return queries::track::latest(db, None, fetch).await;
+        }
+        if let Some(page) = self.inner.latest_pages.get(&fetch).await {
+            return self.hydrate(db, &page).await;
+        }
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let rows = queries::track::latest(db, None, fetch).await?;
+        self.inner.latest_pages.insert(fetch, page_of(&rows)).await;
+        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
+            self.inner.latest_pages.invalidate(&fetch).await;
+        }
+        Ok(rows)
+    }
+
+    /// The first page of `did`'s getArtistTracks, `fetch` rows at most, as
+    /// `queries::track::by_author`.
+    pub(crate) async fn artist_tracks(
+        &self,
+        db: &PgPool,
+        did: &str,
+        fetch: i64,
+    ) -> Result<Vec<TrackRow>, sqlx::Error> {
+        if !self.is_live() {
+            return queries::track::by_author(db, did, None, fetch).await;
+        }
+        let cached = self.inner.artist_pages.get(did).await.and_then(|pages| {
+            let pages = pages.lock().unwrap_or_else(PoisonError::into_inner);
+            pages.get(&fetch).cloned()
+        });
+        if let Some(page) = cached {
+            return self.hydrate(db, &page).await;
+        }
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let rows = queries::track::by_author(db, did, None, fetch).await?;
+        let pages = self
+            .inner
+            .artist_pages
+            .get_with_by_ref(did, async { ArtistPages::default() })
+            .await;
+        pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(fetch, page_of(&rows));
+        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
+            self.inner.artist_pages.invalidate(did).await;
+        }
+        Ok(rows)
+    }
+
+    /// The rows of a cached page, in its order, through the track cache. A track that went
+    /// missing since would have dropped the page; it is skipped all the same.
+    async fn hydrate(&self, db: &PgPool, page: &[String]) -> Result<Vec<TrackRow>, sqlx::Error> {
+        let mut rows: HashMap<String, TrackRow> = self
+            .tracks(db, page)
+            .await?
+            .into_iter()
+            .map(|row| (row.uri.clone(), row))
+            .collect();
+        Ok(page.iter().filter_map(|uri| rows.remove(uri)).collect())
+    }
+}
+
+fn page_of(rows: &[TrackRow]) -> Page {
+    rows.iter().map(|row| row.uri.clone()).collect()
 }

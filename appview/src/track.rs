@@ -52,12 +52,16 @@ pub struct ActorPageParams {
 /// fm.plyr.feed.getLatestTracks: every active actor's tracks, newest first.
 pub async fn get_latest_tracks(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<PageParams>,
 ) -> Result<Json<TracksPage>, XrpcError> {
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
-    let rows = queries::track::latest(&db, after.as_ref(), limit.fetch()).await?;
+    let rows = match &after {
+        None => cache.latest(&db, limit.fetch()).await?,
+        Some(after) => queries::track::latest(&db, Some(after), limit.fetch()).await?,
+    };
     let mut page = tracks_page(rows, limit);
     with_viewer(&db, &viewer, &mut page.tracks).await?;
     Ok(Json(page))
@@ -125,6 +129,7 @@ pub async fn get_tracks(
 /// fm.plyr.feed.getArtistTracks: one active actor's tracks, newest first.
 pub async fn get_artist_tracks(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<ActorPageParams>,
 ) -> Result<Json<TracksPage>, XrpcError> {
@@ -132,7 +137,10 @@ pub async fn get_artist_tracks(
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
     let did = visible_did(&db, &actor).await?;
-    let rows = queries::track::by_author(&db, &did, after.as_ref(), limit.fetch()).await?;
+    let rows = match &after {
+        None => cache.artist_tracks(&db, &did, limit.fetch()).await?,
+        Some(after) => queries::track::by_author(&db, &did, Some(after), limit.fetch()).await?,
+    };
     let mut page = tracks_page(rows, limit);
     with_viewer(&db, &viewer, &mut page.tracks).await?;
     Ok(Json(page))

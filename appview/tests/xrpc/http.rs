@@ -309,3 +309,118 @@ async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
     shutdown.cancel();
     follower.await.expect("follower stops");
 }
+
+/// Sends a change set as the indexer's batch does.
+async fn notify_changes(db: &PgPool, authors: &[&str], tracks: &[&str]) {
+    let payload = serde_json::json!({"profiles": [], "authors": authors, "tracks": tracks});
+    sqlx::query("select pg_notify('plyr_view_changed', $1)")
+        .bind(payload.to_string())
+        .execute(db)
+        .await
+        .expect("notify");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they_could_list(
+    db: PgPool,
+) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::actor(&db, BOB, Some("bob.test")).await;
+    let a1 = support::track(&db, ALICE, "a1", 1).await;
+    let b1 = support::track(&db, BOB, "b1", 2).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let latest = "/xrpc/fm.plyr.feed.getLatestTracks?limit=10";
+    let alice = format!(
+        "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit=10",
+        support::enc(ALICE)
+    );
+    let uris = |body: &[u8]| -> Vec<String> {
+        json(body)["tracks"]
+            .as_array()
+            .expect("tracks")
+            .iter()
+            .map(|t| t["uri"].as_str().expect("uri").to_owned())
+            .collect()
+    };
+    let page = |path: String| {
+        let app = app.clone();
+        async move {
+            let (resp, body) = send(&app, get(&path)).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            uris(&body)
+        }
+    };
+
+    assert_eq!(page(latest.into()).await, [b1.clone(), a1.clone()]);
+    assert_eq!(page(alice.clone()).await, std::slice::from_ref(&a1));
+    // Written without a notification, a new track is not listed: the pages really are cached.
+    let a2 = support::track(&db, ALICE, "a2", 3).await;
+    assert_eq!(page(latest.into()).await, [b1.clone(), a1.clone()]);
+    assert_eq!(page(alice.clone()).await, std::slice::from_ref(&a1));
+    // Other limits are other pages (and read the new track).
+    assert_eq!(
+        page("/xrpc/fm.plyr.feed.getLatestTracks?limit=2".into()).await,
+        [a2.clone(), b1.clone()]
+    );
+
+    // A change naming Bob's track drops every latest page, but not Alice's artist page.
+    notify_changes(&db, &[], &[&b1]).await;
+    cache.applied(1).await;
+    assert_eq!(
+        page(latest.into()).await,
+        [a2.clone(), b1.clone(), a1.clone()]
+    );
+    assert_eq!(
+        page(alice.clone()).await,
+        std::slice::from_ref(&a1),
+        "still cached"
+    );
+    // One naming Alice's track drops hers.
+    notify_changes(&db, &[], &[&a2]).await;
+    cache.applied(2).await;
+    assert_eq!(page(alice.clone()).await, [a2.clone(), a1.clone()]);
+
+    // Counts on a cached page come from the track views, dropped one by one: a like on a1
+    // shows without the page being read again.
+    like_and_notify(&db, &a1, 4, true).await;
+    cache.applied(3).await;
+    let (_, body) = send(&app, get(latest)).await;
+    assert_eq!(json(&body)["tracks"][2]["likeCount"], 4);
+
+    // A deleted track leaves the page once its deletion is notified.
+    sqlx::query("delete from track where uri = $1")
+        .bind(&a2)
+        .execute(&db)
+        .await
+        .expect("delete");
+    notify_changes(&db, &[], &[&a2]).await;
+    cache.applied(4).await;
+    assert_eq!(page(latest.into()).await, [b1.clone(), a1.clone()]);
+    assert_eq!(page(alice.clone()).await, std::slice::from_ref(&a1));
+
+    // An author change (a takedown) drops the author's pages and tracks.
+    support::hide(&db, ALICE, Some("takendown")).await;
+    notify_changes(&db, &[ALICE], &[]).await;
+    cache.applied(5).await;
+    assert_eq!(page(latest.into()).await, std::slice::from_ref(&b1));
+
+    // Cursor pages are read from Postgres every time.
+    let b2 = support::track(&db, BOB, "b2", 0).await;
+    let (_, body) = send(&app, get("/xrpc/fm.plyr.feed.getLatestTracks?limit=1")).await;
+    let cursor = json(&body)["cursor"].as_str().expect("cursor").to_owned();
+    let next = format!(
+        "/xrpc/fm.plyr.feed.getLatestTracks?limit=1&cursor={}",
+        support::enc(&cursor)
+    );
+    assert_eq!(page(next.clone()).await, [b2]);
+    // Written without a notification, between b1 and b2: the next cursor page lists it.
+    let b3 = support::track(&db, BOB, "b3", 1).await;
+    assert_eq!(page(next).await, [b3]);
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
