@@ -124,6 +124,52 @@ mod tests {
     }
 
     #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+    async fn a_changed_handle_is_notified_to_the_view_caches(pool: PgPool) {
+        sqlx::query("insert into actor (did, handle) values ('did:plc:a', 'old.example.com')")
+            .execute(&pool)
+            .await
+            .expect("seed");
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .expect("listener");
+        listener.listen("plyr_view_changed").await.expect("listen");
+        let check = |handle: &'static str| {
+            let pool = pool.clone();
+            async move {
+                let due = store::identity_due(&pool, Utc::now(), 10)
+                    .await
+                    .expect("due");
+                sqlx::query("update actor set identity_checked_at = null")
+                    .execute(&pool)
+                    .await
+                    .expect("due again");
+                let due = DueIdentity {
+                    checked_at: None,
+                    ..due[0].clone()
+                };
+                assert!(
+                    store::record_identity(&pool, &due, Some(Some(handle)), Utc::now())
+                        .await
+                        .expect("record")
+                );
+            }
+        };
+        check("new.example.com").await;
+        let notified = listener.recv().await.expect("notification");
+        let changes: serde_json::Value =
+            serde_json::from_str(notified.payload()).expect("json payload");
+        assert_eq!(changes["authors"], serde_json::json!(["did:plc:a"]));
+        // The same handle again changes nothing: the next notification is our marker.
+        check("new.example.com").await;
+        sqlx::query("select pg_notify('plyr_view_changed', 'marker')")
+            .execute(&pool)
+            .await
+            .expect("marker");
+        let next = listener.recv().await.expect("notification");
+        assert_eq!(next.payload(), "marker");
+    }
+
+    #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
     async fn a_check_loses_to_an_identity_event_that_came_meanwhile(pool: PgPool) {
         sqlx::query("insert into actor (did, handle) values ('did:plc:a', 'old.example.com')")
             .execute(&pool)

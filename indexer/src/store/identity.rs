@@ -36,27 +36,46 @@ pub(crate) async fn identity_due(
 /// Records a check. `handle` is `Some(Some(h))` for a verified handle, `Some(None)` when the
 /// document's handle did not resolve back (shown as handle.invalid), `None` when the lookup
 /// failed (the handle is left as it was). `checked_at` is stored as the new check time. Nothing
-/// is written if the actor's check time changed since `due` was read.
+/// is written if the actor's check time changed since `due` was read. A changed handle is
+/// notified (the actor as an author: every view shows it), in the same transaction.
 pub(crate) async fn record_identity(
     pool: &PgPool,
     due: &DueIdentity,
     handle: Option<Option<&str>>,
     checked_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "update actor set
-           handle = case when $2 then $3 else handle end,
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::at("recording a handle check"))?;
+    let changed: Option<bool> = sqlx::query_scalar(
+        "with old as (
+           select did, handle from actor
+           where did = $1 and identity_checked_at is not distinct from $5
+           for update)
+         update actor a set
+           handle = case when $2 then $3 else a.handle end,
            identity_checked_at = $4,
            updated_at = now()
-         where did = $1 and identity_checked_at is not distinct from $5",
+         from old where a.did = old.did
+         returning a.handle is distinct from old.handle",
     )
     .bind(&due.did)
     .bind(handle.is_some())
     .bind(handle.flatten())
     .bind(checked_at)
     .bind(due.checked_at)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(StoreError::at("recording a handle check"))?;
-    Ok(result.rows_affected() == 1)
+    if changed == Some(true) {
+        let mut changes = super::notify::Changes::default();
+        changes.profiles.insert(due.did.clone());
+        changes.authors.insert(due.did.clone());
+        super::notify::send(&mut tx, &changes).await?;
+    }
+    tx.commit()
+        .await
+        .map_err(StoreError::at("recording a handle check"))?;
+    Ok(changed.is_some())
 }
