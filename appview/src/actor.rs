@@ -48,7 +48,9 @@ pub async fn get_profile(
     XrpcQuery(p): XrpcQuery<GetProfileParams>,
 ) -> Result<Json<ProfileViewDetailed>, XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
-    let row = lookup(&db, &actor).await?.ok_or_else(profile_not_found)?;
+    let row = lookup(&db, &cache, &actor)
+        .await?
+        .ok_or_else(profile_not_found)?;
     if !row.active {
         return Err(match row.status.as_deref() {
             // Moderation (a labeler's or a local takedown) reads as a takedown too.
@@ -77,6 +79,7 @@ pub async fn get_profile(
 /// order (repeats answered once), leaving out unknown and inactive ones.
 pub async fn get_profiles(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     State(web): State<Arc<WebState>>,
     XrpcQuery(p): XrpcQuery<GetProfilesParams>,
 ) -> Result<Json<ProfilesOutput>, XrpcError> {
@@ -99,7 +102,7 @@ pub async fn get_profiles(
     for actor in &refs {
         let did = match actor {
             ActorRef::Did(did) => Some(did.clone()),
-            handle => lookup(&db, handle).await?.map(|row| row.did),
+            handle => lookup(&db, &cache, handle).await?.map(|row| row.did),
         };
         if let Some(did) = did.filter(|d| !dids.contains(d)) {
             dids.push(did);
@@ -121,19 +124,27 @@ pub async fn get_profiles(
 
 /// The DID of an active actor, for methods that list their content. Unknown and hidden actors
 /// are both refused alike, as app.bsky.feed.getAuthorFeed answers "Profile not found".
-pub async fn visible_did(db: &PgPool, actor: &ActorRef) -> Result<String, XrpcError> {
-    match lookup(db, actor).await? {
+pub async fn visible_did(
+    db: &PgPool,
+    cache: &ViewCache,
+    actor: &ActorRef,
+) -> Result<String, XrpcError> {
+    match lookup(db, cache, actor).await? {
         Some(row) if row.active => Ok(row.did),
         _ => Err(XrpcError::InvalidRequest("actor not found".to_owned())),
     }
 }
 
-async fn lookup(db: &PgPool, actor: &ActorRef) -> Result<Option<ActorRow>, sqlx::Error> {
+async fn lookup(
+    db: &PgPool,
+    cache: &ViewCache,
+    actor: &ActorRef,
+) -> Result<Option<ActorRow>, sqlx::Error> {
     match actor {
-        ActorRef::Did(did) => queries::actor::by_did(db, did).await,
+        ActorRef::Did(did) => cache.actor(db, did, false).await,
         // The sentinel names nobody, even if an identity event stored it literally.
         ActorRef::Handle(handle) if handle == INVALID_HANDLE => Ok(None),
-        ActorRef::Handle(handle) => queries::actor::by_handle(db, handle).await,
+        ActorRef::Handle(handle) => cache.actor(db, handle, true).await,
     }
 }
 

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::queries;
-use crate::queries::actor::ProfileRow;
+use crate::queries::actor::{ActorRow, ProfileRow};
 use crate::queries::track::TrackRow;
 
 /// Entries kept of each kind: a profile or track row is ~1 KB, so ~100 MB at most each.
@@ -41,6 +41,10 @@ pub struct ViewCache {
 struct Inner {
     /// `None`: the actor is unknown or hidden (asked again after a change names them).
     profiles: Cache<String, Option<ProfileRow>>,
+    /// Actor lookups by DID (status included); `None`: unknown.
+    actors: Cache<String, Option<ActorRow>>,
+    /// Actor lookups by handle; dropped whole when any author changes (a handle may move).
+    handles: Cache<String, Option<ActorRow>>,
     /// `None`: the track is missing or hidden.
     tracks: Cache<String, Option<TrackRow>>,
     /// First pages of getLatestTracks by rows fetched: the URIs, in feed order.
@@ -96,6 +100,14 @@ impl ViewCache {
                     .max_capacity(capacity)
                     .time_to_live(TIME_TO_LIVE)
                     .build(),
+                actors: Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(TIME_TO_LIVE)
+                    .build(),
+                handles: Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(TIME_TO_LIVE)
+                    .build(),
                 tracks: Cache::builder()
                     .max_capacity(capacity)
                     .time_to_live(TIME_TO_LIVE)
@@ -148,6 +160,8 @@ impl ViewCache {
     fn clear(&self) {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         self.inner.profiles.invalidate_all();
+        self.inner.actors.invalidate_all();
+        self.inner.handles.invalidate_all();
         self.inner.tracks.invalidate_all();
         self.inner.latest_pages.invalidate_all();
         self.inner.artist_pages.invalidate_all();
@@ -167,6 +181,11 @@ impl ViewCache {
             Some(changes) => {
                 for did in changes.profiles.iter().chain(&changes.authors) {
                     self.inner.profiles.invalidate(did).await;
+                    // A first record makes an unknown DID known.
+                    self.inner.actors.invalidate(did).await;
+                }
+                if !changes.authors.is_empty() {
+                    self.inner.handles.invalidate_all();
                 }
                 for uri in &changes.tracks {
                     self.inner.tracks.invalidate(uri).await;
@@ -259,6 +278,41 @@ impl ViewCache {
             }
         }
         Ok(found)
+    }
+
+    /// The actor a DID (`by_handle` false) or a handle names, as `queries::actor::by_did`
+    /// and `by_handle`.
+    pub(crate) async fn actor(
+        &self,
+        db: &PgPool,
+        key: &str,
+        by_handle: bool,
+    ) -> Result<Option<ActorRow>, sqlx::Error> {
+        let query = |key: String| async move {
+            if by_handle {
+                queries::actor::by_handle(db, &key).await
+            } else {
+                queries::actor::by_did(db, &key).await
+            }
+        };
+        if !self.is_live() {
+            return query(key.to_owned()).await;
+        }
+        let cache = if by_handle {
+            &self.inner.handles
+        } else {
+            &self.inner.actors
+        };
+        if let Some(hit) = cache.get(key).await {
+            return Ok(hit);
+        }
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let row = query(key.to_owned()).await?;
+        cache.insert(key.to_owned(), row.clone()).await;
+        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
+            cache.invalidate(key).await;
+        }
+        Ok(row)
     }
 
     /// The first page of getLatestTracks, `fetch` rows at most, as `queries::track::latest`.

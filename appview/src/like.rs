@@ -6,6 +6,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::actor::visible_did;
+use crate::cache::ViewCache;
 use crate::cursor::{TimeCursor, paginate};
 use crate::error::XrpcError;
 use crate::params::{self, Limit, XrpcQuery};
@@ -58,12 +59,13 @@ pub async fn get_likes(
 /// fm.plyr.feed.getActorLikes: visible tracks an active actor liked, newest like first.
 pub async fn get_actor_likes(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     XrpcQuery(p): XrpcQuery<GetActorLikesParams>,
 ) -> Result<Json<TracksPage>, XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
-    let did = visible_did(&db, &actor).await?;
+    let did = visible_did(&db, &cache, &actor).await?;
     let rows = queries::like::liked_tracks(&db, &did, after.as_ref(), limit.fetch()).await?;
     // The cursor follows the likes' order, not the tracks'.
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {

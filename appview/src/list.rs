@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::actor::visible_did;
+use crate::cache::ViewCache;
 use crate::cursor::{TimeCursor, paginate};
 use crate::error::XrpcError;
 use crate::params::{self, Limit, XrpcQuery};
@@ -74,31 +75,34 @@ pub struct PlaylistsPage {
 /// fm.plyr.feed.getArtistAlbums: an active artist's album lists, newest first.
 pub async fn get_artist_albums(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     XrpcQuery(p): XrpcQuery<ActorPageParams>,
 ) -> Result<Json<AlbumsPage>, XrpcError> {
-    let (albums, cursor) = lists_of_type(&db, p, "album").await?;
+    let (albums, cursor) = lists_of_type(&db, &cache, p, "album").await?;
     Ok(Json(AlbumsPage { albums, cursor }))
 }
 
 /// fm.plyr.feed.getActorPlaylists: an active actor's playlists, newest first.
 pub async fn get_actor_playlists(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     XrpcQuery(p): XrpcQuery<ActorPageParams>,
 ) -> Result<Json<PlaylistsPage>, XrpcError> {
-    let (playlists, cursor) = lists_of_type(&db, p, "playlist").await?;
+    let (playlists, cursor) = lists_of_type(&db, &cache, p, "playlist").await?;
     Ok(Json(PlaylistsPage { playlists, cursor }))
 }
 
 /// One page of an active actor's lists of `list_type`, with the cursor after it.
 async fn lists_of_type(
     db: &PgPool,
+    cache: &ViewCache,
     p: ActorPageParams,
     list_type: &str,
 ) -> Result<(Vec<ListView>, Option<String>), XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
-    let did = visible_did(db, &actor).await?;
+    let did = visible_did(db, cache, &actor).await?;
     let rows =
         queries::list::by_author(db, &did, Some(list_type), after.as_ref(), limit.fetch()).await?;
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
@@ -110,6 +114,7 @@ async fn lists_of_type(
 /// fm.plyr.feed.getActorLists: an active actor's lists, newest first, optionally of one type.
 pub async fn get_actor_lists(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     XrpcQuery(p): XrpcQuery<GetActorListsParams>,
 ) -> Result<Json<ListsPage>, XrpcError> {
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
@@ -123,7 +128,7 @@ pub async fn get_actor_lists(
     }
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
-    let did = visible_did(&db, &actor).await?;
+    let did = visible_did(&db, &cache, &actor).await?;
     let rows = queries::list::by_author(
         &db,
         &did,

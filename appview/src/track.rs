@@ -136,7 +136,7 @@ pub async fn get_artist_tracks(
     let actor = params::actor("actor", &params::required("actor", p.actor)?)?;
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
-    let did = visible_did(&db, &actor).await?;
+    let did = visible_did(&db, &cache, &actor).await?;
     let rows = match &after {
         None => cache.artist_tracks(&db, &did, limit.fetch()).await?,
         Some(after) => queries::track::by_author(&db, &did, Some(after), limit.fetch()).await?,

@@ -424,3 +424,60 @@ async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they
     shutdown.cancel();
     follower.await.expect("follower stops");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let status = |path: String| {
+        let app = app.clone();
+        async move { send(&app, get(&path)).await.0.status() }
+    };
+    let profile = |actor: &str| {
+        format!(
+            "/xrpc/fm.plyr.actor.getProfile?actor={}",
+            support::enc(actor)
+        )
+    };
+
+    // An unknown DID stays unknown until a change names it (its first record does).
+    assert_eq!(status(profile(BOB)).await, StatusCode::BAD_REQUEST);
+    support::actor(&db, BOB, Some("bob.test")).await;
+    assert_eq!(
+        status(profile(BOB)).await,
+        StatusCode::BAD_REQUEST,
+        "cached"
+    );
+    let payload = serde_json::json!({"profiles": [BOB], "authors": [], "tracks": []});
+    sqlx::query("select pg_notify('plyr_view_changed', $1)")
+        .bind(payload.to_string())
+        .execute(&db)
+        .await
+        .expect("notify");
+    cache.applied(1).await;
+    assert_eq!(status(profile(BOB)).await, StatusCode::OK);
+
+    // A handle moves: the old one answers until the author change is notified.
+    assert_eq!(status(profile("alice.test")).await, StatusCode::OK);
+    sqlx::query("update actor set handle = 'alice2.test' where did = $1")
+        .bind(ALICE)
+        .execute(&db)
+        .await
+        .expect("new handle");
+    assert_eq!(
+        status(profile("alice.test")).await,
+        StatusCode::OK,
+        "cached"
+    );
+    notify_changes(&db, &[ALICE], &[]).await;
+    cache.applied(3).await;
+    assert_eq!(status(profile("alice.test")).await, StatusCode::BAD_REQUEST);
+    assert_eq!(status(profile("alice2.test")).await, StatusCode::OK);
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
