@@ -474,7 +474,7 @@ async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
         "cached"
     );
     notify_changes(&db, &[ALICE], &[]).await;
-    cache.applied(3).await;
+    cache.applied(2).await;
     assert_eq!(status(profile("alice.test")).await, StatusCode::BAD_REQUEST);
     assert_eq!(status(profile("alice2.test")).await, StatusCode::OK);
 
