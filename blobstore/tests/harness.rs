@@ -139,16 +139,7 @@ impl S3sServer {
         };
         std::fs::create_dir_all(root)?;
         let port = free_port()?;
-        let child = tokio::process::Command::new(binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "AK", "--secret-key", "SK"])
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawn s3s-fs")?;
+        let child = spawn_s3s_fs(&binary, port, root)?;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             root: root.to_path_buf(),
@@ -240,6 +231,49 @@ impl S3sServer {
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("kill s3s-fs")
     }
+
+    /// Starts the server again on the same port and folder (after [`S3sServer::kill`], or to
+    /// replace a running one), and waits until `s3` gets an answer from it.
+    pub async fn restart(&mut self, s3: &S3Backend) -> anyhow::Result<()> {
+        let binary = find_on_path("s3s-fs").context("s3s-fs is not on PATH")?;
+        let port = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("endpoint port")?;
+        // The old process must have let go of the port first.
+        let _ = self.child.kill().await;
+        self.child = spawn_s3s_fs(&binary, port, &self.root)?;
+        let deadline = tokio::time::Instant::now() + STARTUP_DEADLINE;
+        while s3
+            .client()
+            .head_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .is_err()
+        {
+            if tokio::time::Instant::now() > deadline {
+                bail!("s3s-fs did not answer within {STARTUP_DEADLINE:?} of its restart");
+            }
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+        Ok(())
+    }
+}
+
+fn spawn_s3s_fs(binary: &Path, port: u16, root: &Path) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "AK", "--secret-key", "SK"])
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawn s3s-fs")
 }
 
 /// A plain HTTP/1.1 GET of `url` (`http://host:port/path?query`): status, headers, body.

@@ -4,34 +4,17 @@
 //! succeeds, the earlier blob still reads back, and the interrupted upload's temp object is
 //! swept.
 
-use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use plyr_blobstore::{BlobKey, BlobStore, ListScope, PutLimits, S3Backend, S3Config};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::harness::{BUCKET, PART, body, payload};
+use crate::harness::{BUCKET, PART, S3sServer, body, payload};
 
 /// How long the server may take to answer after a (re)start.
 const READY: Duration = Duration::from_secs(15);
-
-fn spawn_s3s(root: &Path, port: u16) -> Child {
-    Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", "AK", "--secret-key", "SK"])
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn s3s-fs (scripts/test installs it)")
-}
 
 /// Polls until the server answers a bucket request (creating the bucket the first time).
 async fn ready(s3: &S3Backend) {
@@ -78,13 +61,9 @@ async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("s3");
     std::fs::create_dir_all(&root).expect("root");
-    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut server = spawn_s3s(&root, port);
+    let mut server = S3sServer::start(&root).await.expect("s3s-fs");
     let mut config = S3Config::new(BUCKET, "AK", "SK");
-    config.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    config.endpoint = Some(server.endpoint.clone());
     config.part_size = PART;
     let s3 = S3Backend::new(config).expect("backend");
     let store = BlobStore::new(s3.clone());
@@ -115,8 +94,7 @@ async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
             .await
             .expect("upload still reading");
     }
-    server.start_kill().expect("kill s3s-fs");
-    server.wait().await.expect("reap s3s-fs");
+    server.kill().await.expect("kill s3s-fs");
     // The rest of the body; the upload may already have failed and dropped the receiver.
     for chunk in interrupted.chunks(1 << 20).skip(6) {
         if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
@@ -139,8 +117,7 @@ async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
         .expect_err("upload with S3 down");
 
     // Back on the same port and folder.
-    let _server = spawn_s3s(&root, port);
-    ready(&s3).await;
+    server.restart(&s3).await.expect("restart s3s-fs");
     let after = store
         .put_stream(body(&small, 500), PutLimits::max_bytes(1 << 30))
         .await

@@ -575,40 +575,6 @@ mod tests {
             .expect("track_audio row")
     }
 
-    /// Starts s3s-fs again on the port and folder of the harness's first one, and waits until
-    /// it answers.
-    async fn restart_s3s(s3: &s3_harness::Env) -> tokio::process::Child {
-        let server = s3.server.as_ref().expect("s3s-fs");
-        let port = server.endpoint.rsplit(':').next().expect("endpoint port");
-        let child = tokio::process::Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", port])
-            .args(["--access-key", "AK", "--secret-key", "SK"])
-            .arg(&server.root)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn s3s-fs");
-        let client = s3.s3.as_ref().expect("s3 backend").client();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while client
-            .head_bucket()
-            .bucket(s3_harness::BUCKET)
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "s3s-fs did not answer after its restart"
-            );
-            // A retry interval between probes, not a guess at the start-up time.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        child
-    }
-
     /// Issue #6: the store (S3 on a real s3s-fs) is down during a pass. The pass still
     /// completes; the track is recorded as failed, unverified, with nothing stored, and, unlike
     /// a track whose PDS lacks the blob, without spending an attempt. Once s3s-fs is back on the
@@ -668,7 +634,13 @@ mod tests {
         assert_eq!((report.failed, report.verified), (1, 0));
         assert_eq!(attempts(&db, &served).await, 0);
 
-        let _server = restart_s3s(&s3).await;
+        let backend = s3.s3.clone().expect("s3 backend");
+        s3.server
+            .as_mut()
+            .expect("s3s-fs")
+            .restart(&backend)
+            .await
+            .expect("restart s3s-fs");
         let report = env.mirror.pass().await.expect("pass");
         assert_eq!((report.verified, report.failed), (1, 0));
         assert_eq!(

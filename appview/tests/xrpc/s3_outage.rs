@@ -4,19 +4,15 @@
 //! `Retry-After` and records nothing; back up, the same upload succeeds and older blobs read
 //! back.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use bytes::Bytes;
 use plyr_appview_xrpc::{BlobService, router};
-use plyr_blobstore::{BlobCid, S3Backend};
+use plyr_blobstore::BlobCid;
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tower::ServiceExt as _;
 
@@ -28,8 +24,6 @@ const ALICE: &str = "did:plc:aliceaaaaaaaaaaaaaaaaaaa";
 const UPLOAD: &str = "fm.plyr.blob.uploadBlob";
 /// Bound on any one request while S3 is down: the SDK's retries (3 attempts, backoff) fit.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
-/// How long s3s-fs may take to answer after a restart.
-const READY: Duration = Duration::from_secs(15);
 /// Chunk of a streamed body: small enough that the channel's slack is well under one part.
 const CHUNK: usize = 256 << 10;
 
@@ -119,41 +113,6 @@ fn assert_unavailable(answer: &Answer, what: &str) {
     assert!(retry_after > 0, "{what}");
 }
 
-/// Starts s3s-fs again on the port and folder the harness gave the first one.
-async fn restart(endpoint: &str, root: &Path, s3: &S3Backend) -> Child {
-    let addr: SocketAddr = endpoint
-        .trim_start_matches("http://")
-        .parse()
-        .expect("endpoint address");
-    let child = Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
-        .args(["--access-key", "AK", "--secret-key", "SK"])
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn s3s-fs");
-    let deadline = tokio::time::Instant::now() + READY;
-    while s3
-        .client()
-        .head_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "s3s-fs did not answer within {READY:?} of its restart"
-        );
-        // A retry interval between probes, not a guess at the start-up time.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
-}
-
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool) {
     let mut s3 = s3_harness::Env::new(Kind::S3)
@@ -200,12 +159,8 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
     }
 
     // Up again, then killed mid-upload: the body is streaming past its first part.
-    let mut server = restart(
-        &s3.server.as_ref().expect("s3s-fs").endpoint,
-        &root(&s3),
-        &backend,
-    )
-    .await;
+    let server = s3.server.as_mut().expect("s3s-fs");
+    server.restart(&backend).await.expect("restart s3s-fs");
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -224,8 +179,12 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
             .await
             .expect("handler still reading");
     }
-    server.start_kill().expect("kill s3s-fs");
-    server.wait().await.expect("reap s3s-fs");
+    s3.server
+        .as_mut()
+        .expect("s3s-fs")
+        .kill()
+        .await
+        .expect("kill s3s-fs");
     // The rest; the handler may already have answered and dropped the body.
     for chunk in chunks {
         if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
@@ -247,12 +206,12 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
     assert_eq!(get_blob(&app, &large_cid).await.0, StatusCode::NOT_FOUND);
 
     // Back on the same port and folder: the same upload succeeds and both blobs read back.
-    let _server = restart(
-        &s3.server.as_ref().expect("s3s-fs").endpoint,
-        &root(&s3),
-        &backend,
-    )
-    .await;
+    s3.server
+        .as_mut()
+        .expect("s3s-fs")
+        .restart(&backend)
+        .await
+        .expect("restart s3s-fs");
     let answer = upload(&app, "jti-5", "audio/wav", Body::from(large.clone())).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body["blob"]["ref"]["$link"], large_cid.as_str());
@@ -275,8 +234,4 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
         s3.leftovers().await.expect("leftovers"),
         Vec::<String>::new()
     );
-}
-
-fn root(s3: &s3_harness::Env) -> std::path::PathBuf {
-    s3.server.as_ref().expect("s3s-fs").root.clone()
 }
