@@ -221,23 +221,37 @@ impl ViewCache {
         db: &PgPool,
         did: &str,
     ) -> Result<Option<ProfileRow>, sqlx::Error> {
+        let read = queries::actor::profile(db, did);
+        self.read_through(&self.inner.profiles, did.to_owned(), read)
+            .await
+    }
+
+    /// `key`'s entry in `cache`, else what `read` gives (stored unless an invalidation passed
+    /// meanwhile). Straight to `read` while the listener is down.
+    async fn read_through<K, V>(
+        &self,
+        cache: &Cache<K, V>,
+        key: K,
+        read: impl Future<Output = Result<V, sqlx::Error>>,
+    ) -> Result<V, sqlx::Error>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
         if !self.is_live() {
-            return queries::actor::profile(db, did).await;
+            return read.await;
         }
-        if let Some(hit) = self.inner.profiles.get(did).await {
+        if let Some(hit) = cache.get(&key).await {
             return Ok(hit);
         }
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let row = queries::actor::profile(db, did).await?;
-        self.inner
-            .profiles
-            .insert(did.to_owned(), row.clone())
-            .await;
+        let value = read.await?;
+        cache.insert(key.clone(), value.clone()).await;
         if self.inner.epoch.load(Ordering::SeqCst) != epoch {
             // An invalidation may have passed between our read and our insert.
-            self.inner.profiles.invalidate(did).await;
+            cache.invalidate(&key).await;
         }
-        Ok(row)
+        Ok(value)
     }
 
     /// The visible tracks among `uris`, as `queries::track::by_uris`: cached ones from memory,
@@ -288,31 +302,15 @@ impl ViewCache {
         key: &str,
         by_handle: bool,
     ) -> Result<Option<ActorRow>, sqlx::Error> {
-        let query = |key: String| async move {
-            if by_handle {
-                queries::actor::by_handle(db, &key).await
-            } else {
-                queries::actor::by_did(db, &key).await
-            }
-        };
-        if !self.is_live() {
-            return query(key.to_owned()).await;
-        }
-        let cache = if by_handle {
-            &self.inner.handles
+        if by_handle {
+            let read = queries::actor::by_handle(db, key);
+            self.read_through(&self.inner.handles, key.to_owned(), read)
+                .await
         } else {
-            &self.inner.actors
-        };
-        if let Some(hit) = cache.get(key).await {
-            return Ok(hit);
+            let read = queries::actor::by_did(db, key);
+            self.read_through(&self.inner.actors, key.to_owned(), read)
+                .await
         }
-        let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let row = query(key.to_owned()).await?;
-        cache.insert(key.to_owned(), row.clone()).await;
-        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
-            cache.invalidate(key).await;
-        }
-        Ok(row)
     }
 
     /// The first page of getLatestTracks, `fetch` rows at most, as `queries::track::latest`.
@@ -321,19 +319,20 @@ impl ViewCache {
         db: &PgPool,
         fetch: i64,
     ) -> Result<Vec<TrackRow>, sqlx::Error> {
-        if !self.is_live() {
-            return queries::track::latest(db, None, fetch).await;
+        let mut fresh = None;
+        let read = async {
+            let rows = queries::track::latest(db, None, fetch).await?;
+            let page = page_of(&rows);
+            fresh = Some(rows);
+            Ok(page)
+        };
+        let page = self
+            .read_through(&self.inner.latest_pages, fetch, read)
+            .await?;
+        match fresh {
+            Some(rows) => Ok(rows),
+            None => self.hydrate(db, &page).await,
         }
-        if let Some(page) = self.inner.latest_pages.get(&fetch).await {
-            return self.hydrate(db, &page).await;
-        }
-        let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let rows = queries::track::latest(db, None, fetch).await?;
-        self.inner.latest_pages.insert(fetch, page_of(&rows)).await;
-        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
-            self.inner.latest_pages.invalidate(&fetch).await;
-        }
-        Ok(rows)
     }
 
     /// The first page of `did`'s getArtistTracks, `fetch` rows at most, as
