@@ -412,11 +412,7 @@ async fn run(command: Command) -> Result<()> {
             // connections): on shared workers a burst of ingest work queued requests behind
             // it, and the read p99 under full-speed ingest was 4x that of `serve` and `index`
             // as two processes (`cargo bench --bench load`).
-            let background = tokio::runtime::Builder::new_multi_thread()
-                .thread_name("plyr-indexer")
-                .enable_all()
-                .build()
-                .context("building the indexer's runtime")?;
+            let background = Background::new()?;
             let index_pool = {
                 let db = db.clone();
                 background
@@ -465,10 +461,7 @@ async fn run(command: Command) -> Result<()> {
             let mut tasks = JoinSet::new();
             tasks.spawn(async move { indexer.await.context("the indexer's runtime")? });
             spawn_server(&mut tasks, pool, serve, resolver, shutdown.clone()).await?;
-            let outcome = supervise(tasks, shutdown).await;
-            // Its tasks have all ended; a runtime cannot be dropped (blocking) in async code.
-            background.shutdown_background();
-            outcome
+            supervise(tasks, shutdown).await
         }
         Command::Index {
             db,
@@ -538,6 +531,38 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
         info!("shutdown requested");
         shutdown.cancel();
     }));
+}
+
+/// `run`'s second runtime, for the indexer and the mirror. Dropped (on any path out of `run`,
+/// errors included) it shuts down without waiting: a runtime may not block in async code.
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Background {
+    fn new() -> Result<Background> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("plyr-indexer")
+            .enable_all()
+            .build()
+            .context("building the indexer's runtime")?;
+        Ok(Background(Some(runtime)))
+    }
+}
+
+impl std::ops::Deref for Background {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        // Only `drop` takes it out.
+        self.0.as_ref().expect("runtime present until drop")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Connects to Postgres, creating the database first when it does not exist.
