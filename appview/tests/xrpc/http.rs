@@ -481,3 +481,58 @@ async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
     shutdown.cancel();
     follower.await.expect("follower stops");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn first_pages_of_likes_are_cached_until_a_change_names_their_track(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::actor(&db, BOB, Some("bob.test")).await;
+    let song = support::track(&db, ALICE, "song", 1).await;
+    let other = support::track(&db, ALICE, "other", 2).await;
+    support::like(&db, BOB, "l1", &song, 3).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let path = format!(
+        "/xrpc/fm.plyr.feed.getLikes?uri={}&limit=10",
+        support::enc(&song)
+    );
+    let likers = |body: &[u8]| -> Vec<String> {
+        json(body)["likes"]
+            .as_array()
+            .expect("likes")
+            .iter()
+            .map(|l| l["actor"]["handle"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["bob.test"]);
+    // Written without a notification, a new like is not listed: the page really is cached.
+    support::like(&db, ALICE, "l2", &song, 4).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["bob.test"], "cached");
+    // A change naming another track leaves it; one naming this track drops it.
+    notify_changes(&db, &[], &[&other]).await;
+    cache.applied(1).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["bob.test"], "still cached");
+    notify_changes(&db, &[], &[&song]).await;
+    cache.applied(2).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["alice.test", "bob.test"]);
+    // A liker's new handle shows once their author change is notified.
+    sqlx::query("update actor set handle = 'robert.test' where did = $1")
+        .bind(BOB)
+        .execute(&db)
+        .await
+        .expect("new handle");
+    notify_changes(&db, &[BOB], &[]).await;
+    cache.applied(3).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["alice.test", "robert.test"]);
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
