@@ -5,8 +5,7 @@
 //!
 //! First pages of the track feeds (getLatestTracks, getArtistTracks) are kept as the ordered
 //! URIs they list, and hydrated through the track cache: a like only drops the liked track's
-//! view, while a page is dropped when a track it could list changes. First pages of getLikes
-//! are kept whole, dropped when their track is named. Under full-speed ingest
+//! view, while a page is dropped when a track it could list changes. Under full-speed ingest
 //! this keeps the busiest reads off a Postgres that is busy writing.
 
 use std::collections::HashMap;
@@ -21,7 +20,6 @@ use tokio::sync::watch;
 
 use crate::queries;
 use crate::queries::actor::{ActorRow, ProfileRow};
-use crate::queries::like::LikeRow;
 use crate::queries::track::TrackRow;
 
 /// Entries kept of each kind: a profile or track row is ~1 KB, so ~100 MB at most each.
@@ -52,11 +50,7 @@ struct Inner {
     /// First pages of getLatestTracks by rows fetched: the URIs, in feed order.
     latest_pages: Cache<i64, Page>,
     /// First pages of getArtistTracks by artist DID, then by rows fetched.
-    artist_pages: Cache<String, Pages<Page>>,
-    /// First pages of getLikes by subject track, then by rows fetched; dropped when a change
-    /// names the track (a like of it came or went) and, all of them, when any author changes
-    /// (likers' handles and avatars show).
-    like_pages: Cache<String, Pages<Arc<[LikeRow]>>>,
+    artist_pages: Cache<String, ArtistPages>,
     /// Bumped by every invalidation, so a read that raced one does not keep its result.
     epoch: AtomicU64,
     /// Whether the listener is connected: only then are entries served.
@@ -68,8 +62,8 @@ struct Inner {
 /// A cached first page: its tracks' URIs in order.
 type Page = Arc<[String]>;
 
-/// One key's cached first pages (an artist's tracks, a track's likes), by rows fetched.
-type Pages<V> = Arc<Mutex<HashMap<i64, V>>>;
+/// One artist's cached first pages, by rows fetched.
+type ArtistPages = Arc<Mutex<HashMap<i64, Page>>>;
 
 /// First pages kept: a few limits of the latest feed, and this many artists.
 const PAGE_CAPACITY: u64 = 10_000;
@@ -127,10 +121,6 @@ impl ViewCache {
                     .max_capacity(PAGE_CAPACITY)
                     .time_to_live(TIME_TO_LIVE)
                     .build(),
-                like_pages: Cache::builder()
-                    .max_capacity(PAGE_CAPACITY)
-                    .time_to_live(TIME_TO_LIVE)
-                    .build(),
                 epoch: AtomicU64::new(0),
                 live: watch::Sender::new(false),
                 applied: watch::Sender::new(0),
@@ -175,7 +165,6 @@ impl ViewCache {
         self.inner.tracks.invalidate_all();
         self.inner.latest_pages.invalidate_all();
         self.inner.artist_pages.invalidate_all();
-        self.inner.like_pages.invalidate_all();
     }
 
     /// Drops what one notification names; anything but a change set drops everything.
@@ -197,11 +186,9 @@ impl ViewCache {
                 }
                 if !changes.authors.is_empty() {
                     self.inner.handles.invalidate_all();
-                    self.inner.like_pages.invalidate_all();
                 }
                 for uri in &changes.tracks {
                     self.inner.tracks.invalidate(uri).await;
-                    self.inner.like_pages.invalidate(uri).await;
                 }
                 // A named track may have entered, left or moved in any page that could list
                 // it (the payload does not say whether it was written or only liked).
@@ -356,70 +343,31 @@ impl ViewCache {
         did: &str,
         fetch: i64,
     ) -> Result<Vec<TrackRow>, sqlx::Error> {
-        let mut fresh = None;
-        let read = async {
-            let rows = queries::track::by_author(db, did, None, fetch).await?;
-            let page = page_of(&rows);
-            fresh = Some(rows);
-            Ok(page)
-        };
-        let page = self
-            .page_through(&self.inner.artist_pages, did, fetch, read)
-            .await?;
-        match fresh {
-            Some(rows) => Ok(rows),
-            None => self.hydrate(db, &page).await,
-        }
-    }
-
-    /// The first page of getLikes of the track `subject_uri` (by `subject_did`), `fetch` rows
-    /// at most, as `queries::like::of_track`.
-    pub(crate) async fn likes(
-        &self,
-        db: &PgPool,
-        subject_uri: &str,
-        subject_did: &str,
-        fetch: i64,
-    ) -> Result<Arc<[LikeRow]>, sqlx::Error> {
-        let read = async {
-            let rows = queries::like::of_track(db, subject_uri, subject_did, None, fetch).await?;
-            Ok(Arc::from(rows))
-        };
-        self.page_through(&self.inner.like_pages, subject_uri, fetch, read)
-            .await
-    }
-
-    /// Page `fetch` of `key` in `cache`, else what `read` gives (stored unless an invalidation
-    /// passed meanwhile). Straight to `read` while the listener is down.
-    async fn page_through<V: Clone + Send + Sync + 'static>(
-        &self,
-        cache: &Cache<String, Pages<V>>,
-        key: &str,
-        fetch: i64,
-        read: impl Future<Output = Result<V, sqlx::Error>>,
-    ) -> Result<V, sqlx::Error> {
         if !self.is_live() {
-            return read.await;
+            return queries::track::by_author(db, did, None, fetch).await;
         }
-        let cached = cache.get(key).await.and_then(|pages| {
+        let cached = self.inner.artist_pages.get(did).await.and_then(|pages| {
             let pages = pages.lock().unwrap_or_else(PoisonError::into_inner);
             pages.get(&fetch).cloned()
         });
         if let Some(page) = cached {
-            return Ok(page);
+            return self.hydrate(db, &page).await;
         }
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let page = read.await?;
-        let pages = cache.get_with_by_ref(key, async { Pages::default() }).await;
+        let rows = queries::track::by_author(db, did, None, fetch).await?;
+        let pages = self
+            .inner
+            .artist_pages
+            .get_with_by_ref(did, async { ArtistPages::default() })
+            .await;
         pages
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(fetch, page.clone());
+            .insert(fetch, page_of(&rows));
         if self.inner.epoch.load(Ordering::SeqCst) != epoch {
-            // An invalidation may have passed between our read and our insert.
-            cache.invalidate(key).await;
+            self.inner.artist_pages.invalidate(did).await;
         }
-        Ok(page)
+        Ok(rows)
     }
 
     /// The rows of a cached page, in its order, through the track cache. A track that went
