@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
 
-use common::{cores, free_port, fresh_database, mix, peak_rss_kib};
+use common::{cores, free_port, fresh_database, mix, peak_rss_kib, wait_for_cursor};
 use support::events::*;
 use support::jetstream::ScriptedJetstream;
 
@@ -99,16 +99,7 @@ async fn main() -> Result<()> {
         .spawn()
         .context("starting plyr-appview")?;
     let pid = child.id().context("child pid")?;
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while plyr_indexer::last_cursor(&pool, "jetstream")
-        .await?
-        .is_none_or(|c| c < last)
-    {
-        if Instant::now() > deadline {
-            bail!("indexer did not catch up in 15 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_cursor(&pool, last, Duration::from_secs(900)).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let indexed: i64 = sqlx::query_scalar("select count(*) from track")
         .fetch_one(&pool)

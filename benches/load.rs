@@ -31,7 +31,7 @@ use serde_json::Value;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
 
-use common::{applied, cores, env_or, free_port, fresh_database, mix};
+use common::{applied, cores, env_or, free_port, fresh_database, mix, wait_for_cursor};
 use support::jetstream::ScriptedJetstream;
 
 const TRACKS: i64 = 100_000;
@@ -377,16 +377,7 @@ async fn main() -> Result<()> {
     let loaded = run_oha(&mixed, secs, connections, Some(rate)).await?;
     let window = ingest_started.elapsed().as_secs_f64();
     let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while plyr_indexer::last_cursor(&pool, "jetstream")
-        .await?
-        .is_none_or(|c| c < last)
-    {
-        if Instant::now() > deadline {
-            bail!("indexer did not finish the backlog in 15 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_cursor(&pool, last, Duration::from_secs(900)).await?;
     let total_secs = ingest_started.elapsed().as_secs_f64();
 
     println!("| run | req/s | p50 ms | p99 ms | p99.9 ms | non-200 | errors |");

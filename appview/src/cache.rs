@@ -96,31 +96,12 @@ impl ViewCache {
     pub fn new(capacity: u64) -> ViewCache {
         ViewCache {
             inner: Arc::new(Inner {
-                profiles: Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TIME_TO_LIVE)
-                    .build(),
-                actors: Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TIME_TO_LIVE)
-                    .build(),
-                handles: Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TIME_TO_LIVE)
-                    .build(),
-                tracks: Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TIME_TO_LIVE)
-                    .support_invalidation_closures()
-                    .build(),
-                latest_pages: Cache::builder()
-                    .max_capacity(PAGE_CAPACITY)
-                    .time_to_live(TIME_TO_LIVE)
-                    .build(),
-                artist_pages: Cache::builder()
-                    .max_capacity(PAGE_CAPACITY)
-                    .time_to_live(TIME_TO_LIVE)
-                    .build(),
+                profiles: bounded(capacity).build(),
+                actors: bounded(capacity).build(),
+                handles: bounded(capacity).build(),
+                tracks: bounded(capacity).support_invalidation_closures().build(),
+                latest_pages: bounded(PAGE_CAPACITY).build(),
+                artist_pages: bounded(PAGE_CAPACITY).build(),
                 epoch: AtomicU64::new(0),
                 live: watch::Sender::new(false),
                 applied: watch::Sender::new(0),
@@ -385,4 +366,15 @@ impl ViewCache {
 
 fn page_of(rows: &[TrackRow]) -> Page {
     rows.iter().map(|row| row.uri.clone()).collect()
+}
+
+/// A cache builder of `capacity` entries, each kept at most [`TIME_TO_LIVE`].
+fn bounded<K, V>(capacity: u64) -> moka::future::CacheBuilder<K, V, Cache<K, V>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(TIME_TO_LIVE)
 }

@@ -69,6 +69,21 @@ impl Mix {
     }
 }
 
+/// Polls until the persisted Jetstream cursor covers `last`, failing after `within`.
+pub async fn wait_for_cursor(pool: &PgPool, last: i64, within: std::time::Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    while plyr_indexer::last_cursor(pool, "jetstream")
+        .await?
+        .is_none_or(|c| c < last)
+    {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the indexer did not reach cursor {last} within {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 /// How many events of a [`Mix`] a persisted cursor covers.
 pub fn applied(cursor: Option<i64>) -> i64 {
     cursor.map_or(0, |c| c - T0)
