@@ -273,6 +273,87 @@ async fn run_oha(
     Summary::parse(&report)
 }
 
+/// The server's request-time histograms (`/metrics`), by method: cumulative counts per
+/// bucket bound, 2xx answers only (the runs fail on any other).
+struct Histograms(std::collections::BTreeMap<String, Buckets>);
+
+/// Cumulative counts by upper bound in seconds (`+Inf` last).
+#[derive(Clone, Default)]
+struct Buckets(Vec<(f64, u64)>);
+
+impl Histograms {
+    async fn scrape(http: &reqwest::Client, base: &str) -> Result<Histograms> {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let mut out = std::collections::BTreeMap::<String, Buckets>::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("plyr_http_request_duration_seconds_bucket{") else {
+                continue;
+            };
+            let (labels, count) = rest.split_once("} ").context("histogram line")?;
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_owned())
+            };
+            if label("status").as_deref() != Some("2xx") {
+                continue;
+            }
+            let (Some(method), Some(le)) = (label("method"), label("le")) else {
+                continue;
+            };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse()?
+            };
+            out.entry(method)
+                .or_default()
+                .0
+                .push((le, count.trim().parse()?));
+        }
+        Ok(Histograms(out))
+    }
+
+    /// What was counted between `before` and this scrape.
+    fn since(mut self, before: &Histograms) -> Histograms {
+        for (method, buckets) in &mut self.0 {
+            if let Some(old) = before.0.get(method) {
+                for ((_, count), (_, was)) in buckets.0.iter_mut().zip(&old.0) {
+                    *count -= was;
+                }
+            }
+        }
+        self
+    }
+}
+
+impl Buckets {
+    fn count(&self) -> u64 {
+        self.0.last().map_or(0, |(_, n)| *n)
+    }
+
+    /// The share of requests over 2 ms and over 5 ms, as percentages.
+    fn over_2_and_5(&self) -> String {
+        let total = self.count().max(1) as f64;
+        let over = |bound: f64| {
+            let within = self
+                .0
+                .iter()
+                .find(|(le, _)| *le >= bound)
+                .map_or(0, |(_, n)| *n);
+            100.0 * (self.count() - within) as f64 / total
+        };
+        format!("{:.2}% / {:.2}%", over(0.002), over(0.005))
+    }
+}
+
 async fn wait_healthy(base: &str) -> Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -369,12 +450,16 @@ async fn main() -> Result<()> {
     let anchor = run_oha(&health, secs.min(10), connections, None).await?;
     let warm = run_oha(&mixed, 5, connections, None).await?;
     println!("warm-up: {:.0} req/s", warm.rps);
+    let before = Histograms::scrape(&http, &base).await?;
     let idle = run_oha(&mixed, secs, connections, Some(rate)).await?;
+    let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let max = run_oha(&mixed, secs, connections, None).await?;
 
     jetstream.append(backlog.frames);
     let ingest_started = Instant::now();
+    let before = Histograms::scrape(&http, &base).await?;
     let loaded = run_oha(&mixed, secs, connections, Some(rate)).await?;
+    let loaded_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let window = ingest_started.elapsed().as_secs_f64();
     let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
     wait_for_cursor(&pool, last, Duration::from_secs(900)).await?;
@@ -405,6 +490,21 @@ async fn main() -> Result<()> {
         "p99 while ingesting / idle p99 = {:.2}x (goal: at most 2x)",
         loaded.p99_ms / idle.p99_ms
     );
+    println!("\nserver-side time by method (its `/metrics` histogram), fixed {rate} req/s:");
+    println!(
+        "| method | idle: requests | idle: over 2 / 5 ms | ingesting: requests | ingesting: over 2 / 5 ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for (method, idle_buckets) in &idle_methods.0 {
+        let loaded_buckets = loaded_methods.0.get(method).cloned().unwrap_or_default();
+        println!(
+            "| {method} | {} | {} | {} | {} |",
+            idle_buckets.count(),
+            idle_buckets.over_2_and_5(),
+            loaded_buckets.count(),
+            loaded_buckets.over_2_and_5()
+        );
+    }
 
     let tracks: i64 =
         sqlx::query_scalar("select count(*) from track where did like 'did:plc:test%'")

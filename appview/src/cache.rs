@@ -5,10 +5,16 @@
 //!
 //! First pages of the track feeds (getLatestTracks, getArtistTracks) are kept as the ordered
 //! URIs they list, and hydrated through the track cache: a like only drops the liked track's
-//! view, while a page is dropped when a track it could list changes. Under full-speed ingest
-//! this keeps the busiest reads off a Postgres that is busy writing.
+//! view, while a page is dropped when a track it could list is written or deleted. First pages
+//! of getLikes are kept whole, dropped when their track is named. Under full-speed ingest this
+//! keeps the busiest reads off a Postgres that is busy writing.
+//!
+//! A read that missed stores its result only if no invalidation of its key passed meanwhile
+//! ([`Guarded`]): the check is per key, since under full-speed ingest some invalidation passes
+//! every few milliseconds, and a cache-wide check would keep every miss out exactly then.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -20,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::queries;
 use crate::queries::actor::{ActorRow, ProfileRow};
+use crate::queries::like::LikeRow;
 use crate::queries::track::TrackRow;
 
 /// Entries kept of each kind: a profile or track row is ~1 KB, so ~100 MB at most each.
@@ -40,19 +47,21 @@ pub struct ViewCache {
 #[derive(Debug)]
 struct Inner {
     /// `None`: the actor is unknown or hidden (asked again after a change names them).
-    profiles: Cache<String, Option<ProfileRow>>,
+    profiles: Guarded<String, Option<ProfileRow>>,
     /// Actor lookups by DID (status included); `None`: unknown.
-    actors: Cache<String, Option<ActorRow>>,
+    actors: Guarded<String, Option<ActorRow>>,
     /// Actor lookups by handle; dropped whole when any author changes (a handle may move).
-    handles: Cache<String, Option<ActorRow>>,
+    handles: Guarded<String, Option<ActorRow>>,
     /// `None`: the track is missing or hidden.
-    tracks: Cache<String, Option<TrackRow>>,
+    tracks: Guarded<String, Option<TrackRow>>,
     /// First pages of getLatestTracks by rows fetched: the URIs, in feed order.
-    latest_pages: Cache<i64, Page>,
+    latest_pages: Guarded<i64, Page>,
     /// First pages of getArtistTracks by artist DID, then by rows fetched.
-    artist_pages: Cache<String, ArtistPages>,
-    /// Bumped by every invalidation, so a read that raced one does not keep its result.
-    epoch: AtomicU64,
+    artist_pages: Guarded<String, Pages<Page>>,
+    /// First pages of getLikes by subject track, then by rows fetched; dropped when a change
+    /// names the track (a like of it came or went) and, all of them, when any author changes
+    /// (likers' handles and avatars show).
+    like_pages: Guarded<String, Pages<Arc<[LikeRow]>>>,
     /// Whether the listener is connected: only then are entries served.
     live: watch::Sender<bool>,
     /// Notifications applied so far (tests wait on it).
@@ -62,8 +71,8 @@ struct Inner {
 /// A cached first page: its tracks' URIs in order.
 type Page = Arc<[String]>;
 
-/// One artist's cached first pages, by rows fetched.
-type ArtistPages = Arc<Mutex<HashMap<i64, Page>>>;
+/// One key's cached first pages (an artist's tracks, a track's likes), by rows fetched.
+type Pages<V> = Arc<Mutex<HashMap<i64, V>>>;
 
 /// First pages kept: a few limits of the latest feed, and this many artists.
 const PAGE_CAPACITY: u64 = 10_000;
@@ -82,6 +91,10 @@ struct Changes {
     authors: Vec<String>,
     #[serde(default)]
     tracks: Vec<String>,
+    /// Tracks written or deleted: the ones that may enter, leave or move in a feed. Absent
+    /// from older indexers' payloads, where every named track counts.
+    #[serde(default)]
+    listed: Option<Vec<String>>,
 }
 
 impl Default for ViewCache {
@@ -96,13 +109,13 @@ impl ViewCache {
     pub fn new(capacity: u64) -> ViewCache {
         ViewCache {
             inner: Arc::new(Inner {
-                profiles: bounded(capacity).build(),
-                actors: bounded(capacity).build(),
-                handles: bounded(capacity).build(),
-                tracks: bounded(capacity).support_invalidation_closures().build(),
-                latest_pages: bounded(PAGE_CAPACITY).build(),
-                artist_pages: bounded(PAGE_CAPACITY).build(),
-                epoch: AtomicU64::new(0),
+                profiles: Guarded::new(bounded(capacity).build()),
+                actors: Guarded::new(bounded(capacity).build()),
+                handles: Guarded::new(bounded(capacity).build()),
+                tracks: Guarded::new(bounded(capacity).support_invalidation_closures().build()),
+                latest_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
+                artist_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
+                like_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
                 live: watch::Sender::new(false),
                 applied: watch::Sender::new(0),
             }),
@@ -139,13 +152,14 @@ impl ViewCache {
     }
 
     fn clear(&self) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
-        self.inner.profiles.invalidate_all();
-        self.inner.actors.invalidate_all();
-        self.inner.handles.invalidate_all();
-        self.inner.tracks.invalidate_all();
-        self.inner.latest_pages.invalidate_all();
-        self.inner.artist_pages.invalidate_all();
+        let inner = &self.inner;
+        inner.profiles.invalidate_all();
+        inner.actors.invalidate_all();
+        inner.handles.invalidate_all();
+        inner.tracks.invalidate_all();
+        inner.latest_pages.invalidate_all();
+        inner.artist_pages.invalidate_all();
+        inner.like_pages.invalidate_all();
     }
 
     /// Drops what one notification names; anything but a change set drops everything.
@@ -156,36 +170,38 @@ impl ViewCache {
                 .inspect_err(|err| tracing::warn!(error = %err, "unreadable change notification"))
                 .ok(),
         };
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        let inner = &self.inner;
         match changes {
             None => self.clear(),
             Some(changes) => {
                 for did in changes.profiles.iter().chain(&changes.authors) {
-                    self.inner.profiles.invalidate(did).await;
+                    inner.profiles.invalidate(did).await;
                     // A first record makes an unknown DID known.
-                    self.inner.actors.invalidate(did).await;
+                    inner.actors.invalidate(did).await;
                 }
                 if !changes.authors.is_empty() {
-                    self.inner.handles.invalidate_all();
+                    inner.handles.invalidate_all();
+                    inner.like_pages.invalidate_all();
                 }
                 for uri in &changes.tracks {
-                    self.inner.tracks.invalidate(uri).await;
+                    inner.tracks.invalidate(uri).await;
+                    inner.like_pages.invalidate(uri).await;
                 }
-                // A named track may have entered, left or moved in any page that could list
-                // it (the payload does not say whether it was written or only liked).
-                if !changes.tracks.is_empty() || !changes.authors.is_empty() {
-                    self.inner.latest_pages.invalidate_all();
+                // A written or deleted track may have entered, left or moved in any page that
+                // could list it; a liked one only changed its view, hydrated from `tracks`.
+                let listed = changes.listed.as_ref().unwrap_or(&changes.tracks);
+                if !listed.is_empty() || !changes.authors.is_empty() {
+                    inner.latest_pages.invalidate_all();
                 }
-                let artists = changes.tracks.iter().filter_map(|uri| did_of(uri));
+                let artists = listed.iter().filter_map(|uri| did_of(uri));
                 for did in artists.chain(changes.authors.iter().map(String::as_str)) {
-                    self.inner.artist_pages.invalidate(did).await;
+                    inner.artist_pages.invalidate(did).await;
                 }
                 for did in changes.authors {
                     let prefix = format!("at://{did}/");
-                    let dropped = self
-                        .inner
+                    let dropped = inner
                         .tracks
-                        .invalidate_entries_if(move |uri, _| uri.starts_with(&prefix));
+                        .invalidate_if(move |uri, _| uri.starts_with(&prefix));
                     if dropped.is_err() {
                         // Only when the predicate registry is full: drop everything instead.
                         self.clear();
@@ -207,16 +223,16 @@ impl ViewCache {
             .await
     }
 
-    /// `key`'s entry in `cache`, else what `read` gives (stored unless an invalidation passed
-    /// meanwhile). Straight to `read` while the listener is down.
+    /// `key`'s entry in `cache`, else what `read` gives (stored unless an invalidation of
+    /// `key` passed meanwhile). Straight to `read` while the listener is down.
     async fn read_through<K, V>(
         &self,
-        cache: &Cache<K, V>,
+        cache: &Guarded<K, V>,
         key: K,
         read: impl Future<Output = Result<V, sqlx::Error>>,
     ) -> Result<V, sqlx::Error>
     where
-        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
         if !self.is_live() {
@@ -225,14 +241,43 @@ impl ViewCache {
         if let Some(hit) = cache.get(&key).await {
             return Ok(hit);
         }
-        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let since = cache.version(&key);
         let value = read.await?;
-        cache.insert(key.clone(), value.clone()).await;
-        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
-            // An invalidation may have passed between our read and our insert.
-            cache.invalidate(&key).await;
-        }
+        cache.insert(key, value.clone(), since).await;
         Ok(value)
+    }
+
+    /// Page `fetch` of `key` in `cache`, else what `read` gives (stored unless an
+    /// invalidation of `key` passed meanwhile). Straight to `read` while the listener is down.
+    async fn page_through<V: Clone + Send + Sync + 'static>(
+        &self,
+        cache: &Guarded<String, Pages<V>>,
+        key: &str,
+        fetch: i64,
+        read: impl Future<Output = Result<V, sqlx::Error>>,
+    ) -> Result<V, sqlx::Error> {
+        if !self.is_live() {
+            return read.await;
+        }
+        let cached = cache.get(key).await.and_then(|pages| {
+            let pages = pages.lock().unwrap_or_else(PoisonError::into_inner);
+            pages.get(&fetch).cloned()
+        });
+        if let Some(page) = cached {
+            return Ok(page);
+        }
+        let since = cache.version(key);
+        let page = read.await?;
+        let pages = cache
+            .cache
+            .get_with_by_ref(key, async { Pages::default() })
+            .await;
+        pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(fetch, page.clone());
+        cache.keep_if_unchanged(key, since).await;
+        Ok(page)
     }
 
     /// The visible tracks among `uris`, as `queries::track::by_uris`: cached ones from memory,
@@ -256,21 +301,17 @@ impl ViewCache {
         if missing.is_empty() {
             return Ok(found);
         }
-        let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let tracks = &self.inner.tracks;
+        let since: Vec<Version> = missing.iter().map(|uri| tracks.version(uri)).collect();
         let mut rows: HashMap<String, TrackRow> = queries::track::by_uris(db, &missing)
             .await?
             .into_iter()
             .map(|row| (row.uri.clone(), row))
             .collect();
-        for uri in &missing {
-            let row = rows.remove(uri);
-            self.inner.tracks.insert(uri.clone(), row.clone()).await;
+        for (uri, since) in missing.into_iter().zip(since) {
+            let row = rows.remove(&uri);
+            tracks.insert(uri, row.clone(), since).await;
             found.extend(row);
-        }
-        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
-            for uri in &missing {
-                self.inner.tracks.invalidate(uri).await;
-            }
         }
         Ok(found)
     }
@@ -324,31 +365,37 @@ impl ViewCache {
         did: &str,
         fetch: i64,
     ) -> Result<Vec<TrackRow>, sqlx::Error> {
-        if !self.is_live() {
-            return queries::track::by_author(db, did, None, fetch).await;
+        let mut fresh = None;
+        let read = async {
+            let rows = queries::track::by_author(db, did, None, fetch).await?;
+            let page = page_of(&rows);
+            fresh = Some(rows);
+            Ok(page)
+        };
+        let page = self
+            .page_through(&self.inner.artist_pages, did, fetch, read)
+            .await?;
+        match fresh {
+            Some(rows) => Ok(rows),
+            None => self.hydrate(db, &page).await,
         }
-        let cached = self.inner.artist_pages.get(did).await.and_then(|pages| {
-            let pages = pages.lock().unwrap_or_else(PoisonError::into_inner);
-            pages.get(&fetch).cloned()
-        });
-        if let Some(page) = cached {
-            return self.hydrate(db, &page).await;
-        }
-        let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let rows = queries::track::by_author(db, did, None, fetch).await?;
-        let pages = self
-            .inner
-            .artist_pages
-            .get_with_by_ref(did, async { ArtistPages::default() })
-            .await;
-        pages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(fetch, page_of(&rows));
-        if self.inner.epoch.load(Ordering::SeqCst) != epoch {
-            self.inner.artist_pages.invalidate(did).await;
-        }
-        Ok(rows)
+    }
+
+    /// The first page of getLikes of the track `subject_uri` (by `subject_did`), `fetch` rows
+    /// at most, as `queries::like::of_track`.
+    pub(crate) async fn likes(
+        &self,
+        db: &PgPool,
+        subject_uri: &str,
+        subject_did: &str,
+        fetch: i64,
+    ) -> Result<Arc<[LikeRow]>, sqlx::Error> {
+        let read = async {
+            let rows = queries::like::of_track(db, subject_uri, subject_did, None, fetch).await?;
+            Ok(Arc::from(rows))
+        };
+        self.page_through(&self.inner.like_pages, subject_uri, fetch, read)
+            .await
     }
 
     /// The rows of a cached page, in its order, through the track cache. A track that went
@@ -368,6 +415,119 @@ fn page_of(rows: &[TrackRow]) -> Page {
     rows.iter().map(|row| row.uri.clone()).collect()
 }
 
+/// Keys that share one invalidation counter: a miss read while another key of its stripe was
+/// invalidated is not stored, a small cost (under full-speed ingest a few thousand keys an
+/// instant, against this many stripes).
+const STRIPES: usize = 4096;
+
+/// A moka cache whose misses are stored only if no invalidation of their key passed while
+/// they were read. Each invalidation bumps a counter first (the whole cache's, or its key's
+/// stripe's) and drops the entry second; a miss notes the counters before its read and checks
+/// them after its insert, so either it sees the bump and drops its own entry, or the drop
+/// comes after the insert.
+struct Guarded<K, V> {
+    cache: Cache<K, V>,
+    all: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+    hasher: RandomState,
+}
+
+impl<K, V> std::fmt::Debug for Guarded<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("all", &self.all)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key's invalidation counters (the whole cache's, its stripe's) as a miss read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version(u64, u64);
+
+impl<K, V> Guarded<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(cache: Cache<K, V>) -> Guarded<K, V> {
+        Guarded {
+            cache,
+            all: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn stripe<Q: Hash + ?Sized>(&self, key: &Q) -> &AtomicU64 {
+        // The modulo keeps the index in range; truncating the hash first is harmless.
+        let index = (self.hasher.hash_one(key) as usize) % self.stripes.len();
+        &self.stripes[index]
+    }
+
+    async fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.cache.get(key).await
+    }
+
+    /// The counters a miss of `key` notes before reading.
+    fn version<Q: Hash + ?Sized>(&self, key: &Q) -> Version {
+        Version(
+            self.all.load(Ordering::SeqCst),
+            self.stripe(key).load(Ordering::SeqCst),
+        )
+    }
+
+    /// Stores what a miss read, unless `key` was invalidated since `since`.
+    async fn insert(&self, key: K, value: V, since: Version)
+    where
+        K: Clone,
+    {
+        if self.version(&key) != since {
+            return;
+        }
+        self.cache.insert(key.clone(), value).await;
+        // Stored, but perhaps just after an invalidation that came between check and insert.
+        self.keep_if_unchanged(&key, since).await;
+    }
+
+    /// Drops `key`'s entry if it was invalidated since `since`.
+    async fn keep_if_unchanged<Q>(&self, key: &Q, since: Version)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.version(key) != since {
+            self.cache.invalidate(key).await;
+        }
+    }
+
+    async fn invalidate<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.stripe(key).fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate(key).await;
+    }
+
+    fn invalidate_all(&self) {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    /// Drops the entries `predicate` picks (the cache must support invalidation closures).
+    fn invalidate_if(
+        &self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Result<(), moka::PredicateError> {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_entries_if(predicate).map(drop)
+    }
+}
+
 /// A cache builder of `capacity` entries, each kept at most [`TIME_TO_LIVE`].
 fn bounded<K, V>(capacity: u64) -> moka::future::CacheBuilder<K, V, Cache<K, V>>
 where
@@ -377,4 +537,61 @@ where
     Cache::builder()
         .max_capacity(capacity)
         .time_to_live(TIME_TO_LIVE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guarded() -> Guarded<String, u32> {
+        Guarded::new(bounded(100).build())
+    }
+
+    /// A key whose stripe is not `key`'s.
+    fn elsewhere(cache: &Guarded<String, u32>, key: &str) -> String {
+        (0..)
+            .map(|n| format!("other{n}"))
+            .find(|other| !std::ptr::eq(cache.stripe(other), cache.stripe(key)))
+            .expect("some key lands elsewhere")
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_kept_unless_its_own_key_was_invalidated_while_it_read() {
+        let cache = guarded();
+        let other = elsewhere(&cache, "a");
+
+        // Another key's invalidation during the read: kept (ingest invalidates all the time).
+        let since = cache.version("a");
+        cache.invalidate(&other).await;
+        cache.insert("a".into(), 1, since).await;
+        assert_eq!(cache.get("a").await, Some(1));
+
+        // Its own: the value may predate the change, so it is not kept.
+        let since = cache.version("b");
+        cache.invalidate("b").await;
+        cache.insert("b".into(), 2, since).await;
+        assert_eq!(cache.get("b").await, None);
+
+        // Everything: not kept either.
+        let since = cache.version("c");
+        cache.invalidate_all();
+        cache.insert("c".into(), 3, since).await;
+        assert_eq!(cache.get("c").await, None);
+
+        // A miss after the invalidation is kept again.
+        let since = cache.version("b");
+        cache.insert("b".into(), 4, since).await;
+        assert_eq!(cache.get("b").await, Some(4));
+    }
+
+    #[tokio::test]
+    async fn an_entry_stored_before_a_racing_invalidation_is_dropped_after_it() {
+        let cache = guarded();
+        let since = cache.version("a");
+        cache.cache.insert("a".into(), 1).await;
+        // The invalidation bumped the counter between the insert and the check.
+        cache.stripe("a").fetch_add(1, Ordering::SeqCst);
+        cache.keep_if_unchanged("a", since).await;
+        assert_eq!(cache.get("a").await, None);
+    }
 }

@@ -33,19 +33,22 @@ pub struct GetActorLikesParams {
 /// missing (its likes may arrive first) or hidden simply has no likes to show.
 pub async fn get_likes(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     XrpcQuery(p): XrpcQuery<GetLikesParams>,
 ) -> Result<Json<LikesPage>, XrpcError> {
     let subject = params::record_uri("uri", &params::required("uri", p.uri)?)?;
     let limit = Limit::parse(p.limit.as_deref())?;
     let after = params::time_cursor(p.cursor.as_deref())?;
-    let rows = queries::like::of_track(
-        &db,
-        &subject.uri,
-        &subject.did,
-        after.as_ref(),
-        limit.fetch(),
-    )
-    .await?;
+    let rows = match &after {
+        None => cache
+            .likes(&db, &subject.uri, &subject.did, limit.fetch())
+            .await?
+            .to_vec(),
+        Some(after) => {
+            queries::like::of_track(&db, &subject.uri, &subject.did, Some(after), limit.fetch())
+                .await?
+        }
+    };
     let (rows, cursor) = paginate(rows, limit.rows(), |row| {
         TimeCursor::after(row.sort_at, &row.uri)
     });

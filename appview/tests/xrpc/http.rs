@@ -481,3 +481,130 @@ async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
     shutdown.cancel();
     follower.await.expect("follower stops");
 }
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn first_pages_of_likes_are_cached_until_a_change_names_their_track(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::actor(&db, BOB, Some("bob.test")).await;
+    let song = support::track(&db, ALICE, "song", 1).await;
+    let other = support::track(&db, ALICE, "other", 2).await;
+    support::like(&db, BOB, "l1", &song, 3).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let path = format!(
+        "/xrpc/fm.plyr.feed.getLikes?uri={}&limit=10",
+        support::enc(&song)
+    );
+    let likers = |body: &[u8]| -> Vec<String> {
+        json(body)["likes"]
+            .as_array()
+            .expect("likes")
+            .iter()
+            .map(|l| l["actor"]["handle"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["bob.test"]);
+    // Written without a notification, a new like is not listed: the page really is cached.
+    support::like(&db, ALICE, "l2", &song, 4).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["bob.test"], "cached");
+    // A change naming another track leaves it; one naming this track drops it.
+    notify_changes(&db, &[], &[&other]).await;
+    cache.applied(1).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["bob.test"], "still cached");
+    notify_changes(&db, &[], &[&song]).await;
+    cache.applied(2).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["alice.test", "bob.test"]);
+    // A liker's new handle shows once their author change is notified.
+    sqlx::query("update actor set handle = 'robert.test' where did = $1")
+        .bind(BOB)
+        .execute(&db)
+        .await
+        .expect("new handle");
+    notify_changes(&db, &[BOB], &[]).await;
+    cache.applied(3).await;
+    let (_, body) = send(&app, get(&path)).await;
+    assert_eq!(likers(&body), ["alice.test", "robert.test"]);
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
+
+/// The indexer's payloads say which named tracks were written or deleted (`listed`): a batch
+/// that only liked tracks drops their views but keeps the feed pages that list them.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn feed_pages_outlive_likes_and_drop_for_written_tracks(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    let a1 = support::track(&db, ALICE, "a1", 1).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let alice = format!(
+        "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit=10",
+        support::enc(ALICE)
+    );
+    let notify = |tracks: Vec<String>, listed: Vec<String>| {
+        let db = db.clone();
+        async move {
+            let payload = serde_json::json!({
+                "profiles": [], "authors": [], "tracks": tracks, "listed": listed,
+            });
+            sqlx::query("select pg_notify('plyr_view_changed', $1)")
+                .bind(payload.to_string())
+                .execute(&db)
+                .await
+                .expect("notify");
+        }
+    };
+    let page = |path: String| {
+        let app = app.clone();
+        async move {
+            let (resp, body) = send(&app, get(&path)).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let tracks = json(&body)["tracks"].as_array().expect("tracks").clone();
+            tracks
+                .iter()
+                .map(|t| {
+                    (
+                        t["uri"].as_str().expect("uri").to_owned(),
+                        t["likeCount"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let latest = || page("/xrpc/fm.plyr.feed.getLatestTracks?limit=10".into());
+
+    assert_eq!(latest().await, [(a1.clone(), 0.into())]);
+    assert_eq!(page(alice.clone()).await, [(a1.clone(), 0.into())]);
+    // A new track written without a notification, then a like of a1 notified: the like shows
+    // (a1's view was dropped), the pages stay as they were (nothing was listed).
+    let a2 = support::track(&db, ALICE, "a2", 2).await;
+    sqlx::query("update track set like_count = 1 where uri = $1")
+        .bind(&a1)
+        .execute(&db)
+        .await
+        .expect("count");
+    notify(vec![a1.clone()], vec![]).await;
+    cache.applied(1).await;
+    assert_eq!(latest().await, [(a1.clone(), 1.into())]);
+    assert_eq!(page(alice.clone()).await, [(a1.clone(), 1.into())]);
+    // Once a2's write is notified as listed, both pages list it.
+    notify(vec![a2.clone()], vec![a2.clone()]).await;
+    cache.applied(2).await;
+    let both = [(a2.clone(), 0.into()), (a1.clone(), 1.into())];
+    assert_eq!(latest().await, both);
+    assert_eq!(page(alice.clone()).await, both);
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}

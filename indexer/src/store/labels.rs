@@ -8,11 +8,9 @@ use sqlx::PgPool;
 use super::{StoreError, write_cursor};
 use crate::labels::Label;
 
-/// The channel the appview's caches listen on (`store/notify.rs`).
-const CHANNEL: &str = "plyr_view_changed";
-/// Labels change views readers cache (hydrated labels, hidden content): this payload tells
-/// them to drop everything.
-const CHANGED: &str = "changed";
+// Labels change views readers cache (hydrated labels, hidden content): the notify tells them
+// to drop everything.
+use super::notify::{CHANNEL, EVERYTHING as CHANGED};
 
 /// Stores `labels` (one per key: see `labels::prepare`), counts `skips` and moves `source`'s
 /// cursor to `seq`, in one transaction.

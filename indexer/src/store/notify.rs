@@ -1,7 +1,8 @@
 //! Tells readers what a committed batch changed: `pg_notify`s on [`CHANNEL`] inside the
 //! batch's transaction (Postgres delivers them at commit, or never), so the appview can drop
 //! its cached views without depending on this crate. Each payload is the contract:
-//! `{"profiles":[did..],"authors":[did..],"tracks":[uri..]}`, or the bare word `changed` when
+//! `{"profiles":[did..],"authors":[did..],"tracks":[uri..],"listed":[uri..]}`, or the bare word
+//! `changed` when
 //! the batch touched too much to list (readers then drop everything). A change set larger than
 //! one payload is split over several notifies: a batch at full ingest speed names thousands of
 //! tracks, and clearing every reader's cache for each would leave the cache empty exactly when
@@ -15,6 +16,7 @@ use sqlx::PgConnection;
 use super::StoreError;
 use crate::fold::{Kind, Plan, Segment};
 use crate::record::Row;
+use plyr_lexicons::RecordKind;
 
 /// The channel the appview listens on.
 pub(crate) const CHANNEL: &str = "plyr_view_changed";
@@ -39,6 +41,9 @@ pub(crate) struct Changes {
     pub authors: BTreeSet<String>,
     /// Tracks whose view changed: written, deleted, or liked or commented on.
     pub tracks: BTreeSet<String>,
+    /// Tracks written or deleted (a subset of `tracks`): only these may enter, leave or move
+    /// in a feed, so readers keep their cached feed pages when a batch only liked tracks.
+    pub listed: BTreeSet<String>,
     /// Too much changed to list: an account's status (its likes and comments count again, or
     /// stop counting, on other actors' tracks) or a whole repo's snapshot.
     #[serde(skip)]
@@ -63,6 +68,7 @@ impl Changes {
                             }
                             Some(Row::Track(_)) => {
                                 changes.tracks.insert(op.uri.clone());
+                                changes.listed.insert(op.uri.clone());
                             }
                             Some(Row::List(_)) => {}
                             // The display name and avatar show on every view of the actor.
@@ -73,6 +79,9 @@ impl Changes {
                             // subject is looked up before the row goes.
                             None => {
                                 changes.tracks.insert(op.uri.clone());
+                                if op.kind == Kind::Record(RecordKind::Track) {
+                                    changes.listed.insert(op.uri.clone());
+                                }
                             }
                         }
                     }
@@ -145,7 +154,8 @@ impl Changes {
         }
         let entries = (self.profiles.iter().map(|d| (Field::Profiles, d)))
             .chain(self.authors.iter().map(|d| (Field::Authors, d)))
-            .chain(self.tracks.iter().map(|u| (Field::Tracks, u)));
+            .chain(self.tracks.iter().map(|u| (Field::Tracks, u)))
+            .chain(self.listed.iter().map(|u| (Field::Listed, u)));
         let mut payloads = Vec::new();
         let mut chunk = Changes::default();
         // The JSON of an empty change set, then each entry's quoted string and comma.
@@ -178,6 +188,7 @@ impl Changes {
             Field::Profiles => &mut self.profiles,
             Field::Authors => &mut self.authors,
             Field::Tracks => &mut self.tracks,
+            Field::Listed => &mut self.listed,
         }
     }
 
@@ -187,6 +198,7 @@ impl Changes {
             && self.profiles.is_empty()
             && self.authors.is_empty()
             && self.tracks.is_empty()
+            && self.listed.is_empty()
     }
 
     /// A change readers cannot narrow down: they drop every cached view.
@@ -203,6 +215,7 @@ enum Field {
     Profiles,
     Authors,
     Tracks,
+    Listed,
 }
 
 fn serialize(changes: &Changes) -> String {
@@ -235,12 +248,14 @@ mod tests {
             profiles: BTreeSet<String>,
             authors: BTreeSet<String>,
             tracks: BTreeSet<String>,
+            listed: BTreeSet<String>,
         }
         let wire: Wire = serde_json::from_str(payload).expect("json payload");
         Changes {
             profiles: wire.profiles,
             authors: wire.authors,
             tracks: wire.tracks,
+            listed: wire.listed,
             everything: false,
         }
     }
@@ -260,6 +275,11 @@ mod tests {
                 .tracks
                 .insert(format!("at://did:plc:a{i}/fm.plyr.track/{i:020}"));
             changes.profiles.insert(format!("did:plc:a{i}"));
+            if i % 10 == 0 {
+                changes
+                    .listed
+                    .insert(format!("at://did:plc:a{i}/fm.plyr.track/{i:020}"));
+            }
         }
         changes.authors.insert("did:plc:author".into());
         let payloads = changes.payloads();
@@ -271,6 +291,7 @@ mod tests {
             union.profiles.extend(part.profiles);
             union.authors.extend(part.authors);
             union.tracks.extend(part.tracks);
+            union.listed.extend(part.listed);
         }
         assert_eq!(union, changes, "the payloads name exactly the change set");
         // Full chunks: no more payloads than the bytes need (plus one partial).

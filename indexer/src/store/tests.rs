@@ -1001,8 +1001,13 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
     ingest(&pool, &[track(1, ALICE, &tid(100), &tid(1), "One")]).await;
     ingest(&pool, &[like(2, BOB, &like_key, &tid(2), &track_uri)]).await;
     ingest(&pool, &[delete(3, BOB, "fm.plyr.like", &like_key, &tid(3))]).await;
+    ingest(
+        &pool,
+        &[delete(4, ALICE, "fm.plyr.track", &tid(100), &tid(4))],
+    )
+    .await;
     let mut payloads = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let n = listener.recv().await.expect("notification");
         let changes: serde_json::Value = serde_json::from_str(n.payload()).expect("json");
         payloads.push(changes);
@@ -1016,6 +1021,17 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
     assert!(
         deleted.contains(&serde_json::json!(track_uri)),
         "the deleted like's subject is named: {deleted:?}"
+    );
+    // Only a track's write or delete can move it in a feed: likes list nothing.
+    let listed: Vec<_> = payloads.iter().map(|p| p["listed"].clone()).collect();
+    assert_eq!(
+        listed,
+        [
+            serde_json::json!([track_uri]),
+            serde_json::json!([]),
+            serde_json::json!([]),
+            serde_json::json!([track_uri]),
+        ]
     );
 }
 
