@@ -495,7 +495,12 @@ async fn main() -> Result<()> {
         "| method | idle: requests | idle: over 2 / 5 ms | ingesting: requests | ingesting: over 2 / 5 ms |"
     );
     println!("|---|---|---|---|---|");
-    for (method, idle_buckets) in &idle_methods.0 {
+    // The mix's methods only (not the scrapes themselves).
+    let mixed_methods = idle_methods
+        .0
+        .iter()
+        .filter(|(m, _)| m.starts_with("fm.plyr."));
+    for (method, idle_buckets) in mixed_methods {
         let loaded_buckets = loaded_methods.0.get(method).cloned().unwrap_or_default();
         println!(
             "| {method} | {} | {} | {} | {} |",

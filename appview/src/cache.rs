@@ -68,6 +68,19 @@ struct Inner {
     applied: watch::Sender<u64>,
 }
 
+impl Inner {
+    /// Runs every cache's pending maintenance (queued removals, evictions).
+    async fn run_pending_tasks(&self) {
+        self.profiles.cache.run_pending_tasks().await;
+        self.actors.cache.run_pending_tasks().await;
+        self.handles.cache.run_pending_tasks().await;
+        self.tracks.cache.run_pending_tasks().await;
+        self.latest_pages.cache.run_pending_tasks().await;
+        self.artist_pages.cache.run_pending_tasks().await;
+        self.like_pages.cache.run_pending_tasks().await;
+    }
+}
+
 /// A cached first page: its tracks' URIs in order.
 type Page = Arc<[String]>;
 
@@ -170,7 +183,7 @@ impl ViewCache {
                 .inspect_err(|err| tracing::warn!(error = %err, "unreadable change notification"))
                 .ok(),
         };
-        let inner = &self.inner;
+        let inner = &*self.inner;
         match changes {
             None => self.clear(),
             Some(changes) => {
@@ -209,6 +222,9 @@ impl ViewCache {
                 }
             }
         }
+        // Moka applies removals in batches, on whichever thread next touches the cache: here,
+        // not in the middle of a request (under full-speed ingest a batch can take ms).
+        inner.run_pending_tasks().await;
         self.inner.applied.send_modify(|n| *n += 1);
     }
 

@@ -202,19 +202,32 @@ pub async fn serve(
     tracing::info!(%addr, "serving xrpc");
     // Connect info: the web API's play counting keys anonymous listeners by address.
     let stop_follower = shutdown.child_token();
-    let follower = tokio::spawn(follow_changes(
-        state.db.clone(),
-        state.cache.clone(),
-        stop_follower.clone(),
-    ));
+    // The follower gets a thread of its own: at full ingest speed it drops thousands of
+    // entries a second, and on the request workers each notification held a worker for as
+    // long as it took (a cooperative task does not yield between invalidations), queueing
+    // the requests behind it. On its own thread the OS time-slices it against them instead.
+    let follower = {
+        let (db, cache, stop) = (state.db.clone(), state.cache.clone(), stop_follower.clone());
+        std::thread::Builder::new()
+            .name("plyr-cache-sync".into())
+            .spawn(move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(follow_changes(db, cache, stop));
+                Ok(())
+            })?
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     // The follower stops with the server, whatever ended it.
     stop_follower.cancel();
-    if let Err(err) = follower.await {
-        tracing::error!(error = %err, "change follower panicked");
+    match tokio::task::spawn_blocking(move || follower.join()).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => tracing::error!(error = %err, "change follower could not start"),
+        Ok(Err(_)) | Err(_) => tracing::error!("change follower panicked"),
     }
     served?;
     tracing::info!(%addr, "xrpc server stopped");
