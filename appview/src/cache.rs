@@ -69,15 +69,17 @@ struct Inner {
 }
 
 impl Inner {
-    /// Runs every cache's pending maintenance (queued removals, evictions).
-    async fn run_pending_tasks(&self) {
-        self.profiles.cache.run_pending_tasks().await;
-        self.actors.cache.run_pending_tasks().await;
-        self.handles.cache.run_pending_tasks().await;
-        self.tracks.cache.run_pending_tasks().await;
-        self.latest_pages.cache.run_pending_tasks().await;
-        self.artist_pages.cache.run_pending_tasks().await;
-        self.like_pages.cache.run_pending_tasks().await;
+    /// Every cache, for what is done to all of them.
+    fn all(&self) -> [&dyn Maintained; 7] {
+        [
+            &self.profiles,
+            &self.actors,
+            &self.handles,
+            &self.tracks,
+            &self.latest_pages,
+            &self.artist_pages,
+            &self.like_pages,
+        ]
     }
 }
 
@@ -165,14 +167,9 @@ impl ViewCache {
     }
 
     fn clear(&self) {
-        let inner = &self.inner;
-        inner.profiles.invalidate_all();
-        inner.actors.invalidate_all();
-        inner.handles.invalidate_all();
-        inner.tracks.invalidate_all();
-        inner.latest_pages.invalidate_all();
-        inner.artist_pages.invalidate_all();
-        inner.like_pages.invalidate_all();
+        for cache in self.inner.all() {
+            cache.invalidate_all();
+        }
     }
 
     /// Drops what one notification names; anything but a change set drops everything.
@@ -224,7 +221,9 @@ impl ViewCache {
         }
         // Moka applies removals in batches, on whichever thread next touches the cache: here,
         // not in the middle of a request (under full-speed ingest a batch can take ms).
-        inner.run_pending_tasks().await;
+        for cache in inner.all() {
+            cache.run_pending_tasks().await;
+        }
         self.inner.applied.send_modify(|n| *n += 1);
     }
 
@@ -448,6 +447,29 @@ struct Guarded<K, V> {
     hasher: RandomState,
 }
 
+/// What is done to every cache at once, whatever its keys and values.
+trait Maintained: Send + Sync {
+    /// Drops every entry (and keeps out misses that read before).
+    fn invalidate_all(&self);
+    /// Applies queued removals and evictions now, on this task.
+    fn run_pending_tasks(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl<K, V> Maintained for Guarded<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn invalidate_all(&self) {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    fn run_pending_tasks(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.cache.run_pending_tasks())
+    }
+}
+
 impl<K, V> std::fmt::Debug for Guarded<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guarded")
@@ -527,11 +549,6 @@ where
     {
         self.stripe(key).fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(key).await;
-    }
-
-    fn invalidate_all(&self) {
-        self.all.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate_all();
     }
 
     /// Drops the entries `predicate` picks (the cache must support invalidation closures).
