@@ -5,30 +5,17 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result};
-use sqlx::migrate::MigrateDatabase;
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 
 use crate::support::events::*;
 use crate::support::jetstream::Frame;
 
+mod db;
+pub use db::fresh_database;
+
 /// Cores the bench sees, printed with every result (figures mean little without it).
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
-}
-
-/// Drops and re-creates database `name` on DATABASE_URL's server, migrated.
-pub async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
-    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let mut url = url::Url::parse(&base).context("DATABASE_URL")?;
-    url.set_path(name);
-    let url = url.to_string();
-    if Postgres::database_exists(&url).await? {
-        Postgres::drop_database(&url).await?;
-    }
-    Postgres::create_database(&url).await?;
-    let pool = PgPool::connect(&url).await?;
-    plyr_migrations::MIGRATOR.run(&pool).await?;
-    Ok((url, pool))
 }
 
 pub fn free_port() -> Result<u16> {

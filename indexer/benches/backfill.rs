@@ -25,9 +25,13 @@ use plyr_indexer::{BackfillConfig, BackfillProgress, BackfillTarget, backfill};
 use plyr_lexicons::Namespace;
 use plyr_repo::{CarLimits, Repo, RepoBuilder, Write, cbor_to_json};
 use serde_json::{Value, json};
+use sqlx::Postgres;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::{PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
+
+#[path = "../../benches/common/db.rs"]
+mod db;
+use db::fresh_database;
 
 const LITTLE_CAR: &[u8] = include_bytes!("../../repo/tests/fixtures/little.car");
 const DID: &str = "did:plc:benchbenchbenchbenchbenc";
@@ -167,20 +171,6 @@ async fn get_repo(
     } else {
         StatusCode::NOT_FOUND.into_response()
     }
-}
-
-async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
-    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let mut url = url::Url::parse(&base).context("DATABASE_URL")?;
-    url.set_path(name);
-    let url = url.to_string();
-    if Postgres::database_exists(&url).await? {
-        Postgres::drop_database(&url).await?;
-    }
-    Postgres::create_database(&url).await?;
-    let pool = PgPool::connect(&url).await?;
-    plyr_migrations::MIGRATOR.run(&pool).await?;
-    Ok((url, pool))
 }
 
 /// getRepo over loopback, all checks, one transaction into Postgres.

@@ -22,6 +22,10 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+#[path = "../../benches/common/db.rs"]
+mod db;
+use db::fresh_database;
+
 /// Repos in the stream; their documents are in `did_doc`, as after a restart.
 const REPOS: usize = 1000;
 /// Commits per repo after the untimed first one.
@@ -136,20 +140,6 @@ fn workload() -> Result<Workload> {
         }
     }
     Ok(Workload { frames, repos })
-}
-
-async fn fresh_database(name: &str) -> Result<(String, PgPool)> {
-    let base = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let mut url = url::Url::parse(&base).context("DATABASE_URL")?;
-    url.set_path(name);
-    let url = url.to_string();
-    if Postgres::database_exists(&url).await? {
-        Postgres::drop_database(&url).await?;
-    }
-    Postgres::create_database(&url).await?;
-    let pool = PgPool::connect(&url).await?;
-    plyr_migrations::MIGRATOR.run(&pool).await?;
-    Ok((url, pool))
 }
 
 /// Tracks every repo at its first commit and stores its document, as a restart finds them.
