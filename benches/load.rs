@@ -15,7 +15,9 @@
 //! `cargo install oha`). `BENCH_RATE` (default 1000 req/s), `BENCH_SECS` (default 20),
 //! `BENCH_CONNECTIONS` (default 50) and `BENCH_EVENTS` (the backlog, default 600,000) change the
 //! runs; `BENCH_SPLIT=1` runs the server and the indexer as two processes (`serve`, `index`)
-//! instead of one `run`; `BENCH_KEEP_DB=1` keeps the database for a closer look.
+//! instead of one `run`; `BENCH_KEEP_DB=1` keeps the database for a closer look;
+//! `BENCH_REQUESTS_DB=<dir>` has oha write each request of the fixed-rate runs to
+//! `<dir>/idle.db` and `<dir>/ingesting.db` (SQLite: when it was due, sent and answered).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -176,8 +178,16 @@ enum Target {
     Url(String),
 }
 
-/// One oha run; `rate` None runs flat out.
-fn oha(target: &Target, secs: u64, connections: u32, rate: Option<u32>) -> Result<Value> {
+/// One oha run; `rate` None runs flat out. With `BENCH_REQUESTS_DB=<dir>`, fixed-rate runs
+/// also write every request (due time, start, end, URL) to `<dir>/<label>.db` (SQLite), for
+/// a look at when the slow ones happened.
+fn oha(
+    target: &Target,
+    secs: u64,
+    connections: u32,
+    rate: Option<u32>,
+    label: &str,
+) -> Result<Value> {
     let mut cmd = std::process::Command::new("oha");
     match target {
         Target::UrlsFrom(path) => cmd.args(["--urls-from-file", path]),
@@ -196,6 +206,10 @@ fn oha(target: &Target, secs: u64, connections: u32, rate: Option<u32>) -> Resul
         // Latency counted from when each request was due, not sent: a stall shows as the
         // queue it causes (no coordinated omission).
         cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
+        if let Some(dir) = std::env::var_os("BENCH_REQUESTS_DB") {
+            let db = std::path::Path::new(&dir).join(format!("{label}.db"));
+            cmd.arg("--db-url").arg(db);
+        }
     }
     let out = cmd
         .stderr(Stdio::inherit())
@@ -266,10 +280,11 @@ async fn run_oha(
     secs: u64,
     connections: u32,
     rate: Option<u32>,
+    label: &'static str,
 ) -> Result<Summary> {
     let target = target.clone();
     let report =
-        tokio::task::spawn_blocking(move || oha(&target, secs, connections, rate)).await??;
+        tokio::task::spawn_blocking(move || oha(&target, secs, connections, rate, label)).await??;
     Summary::parse(&report)
 }
 
@@ -447,18 +462,18 @@ async fn main() -> Result<()> {
 
     // The anchor: the same server and oha on an answer that needs no query.
     let health = Target::Url(format!("{base}/xrpc/_health"));
-    let anchor = run_oha(&health, secs.min(10), connections, None).await?;
-    let warm = run_oha(&mixed, 5, connections, None).await?;
+    let anchor = run_oha(&health, secs.min(10), connections, None, "anchor").await?;
+    let warm = run_oha(&mixed, 5, connections, None, "warm").await?;
     println!("warm-up: {:.0} req/s", warm.rps);
     let before = Histograms::scrape(&http, &base).await?;
-    let idle = run_oha(&mixed, secs, connections, Some(rate)).await?;
+    let idle = run_oha(&mixed, secs, connections, Some(rate), "idle").await?;
     let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
-    let max = run_oha(&mixed, secs, connections, None).await?;
+    let max = run_oha(&mixed, secs, connections, None, "max").await?;
 
     jetstream.append(backlog.frames);
     let ingest_started = Instant::now();
     let before = Histograms::scrape(&http, &base).await?;
-    let loaded = run_oha(&mixed, secs, connections, Some(rate)).await?;
+    let loaded = run_oha(&mixed, secs, connections, Some(rate), "ingesting").await?;
     let loaded_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let window = ingest_started.elapsed().as_secs_f64();
     let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
