@@ -2,21 +2,20 @@
 //! batch's transaction (Postgres delivers them at commit, or never), so the appview can drop
 //! its cached views without depending on this crate. Each payload is the contract:
 //! `{"profiles":[did..],"authors":[did..],"tracks":[uri..],"listed":[uri..]}`, or the bare word
-//! `changed` when
-//! the batch touched too much to list (readers then drop everything). A change set larger than
-//! one payload is split over several notifies: a batch at full ingest speed names thousands of
-//! tracks, and clearing every reader's cache for each would leave the cache empty exactly when
-//! Postgres is busiest.
+//! `changed` when the batch touched too much to list (readers then drop everything). A change
+//! set larger than one payload is split over several notifies: a batch at full ingest speed
+//! names thousands of tracks, and clearing every reader's cache for each would leave the cache
+//! empty exactly when Postgres is busiest.
 
 use std::collections::BTreeSet;
 
+use plyr_lexicons::RecordKind;
 use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::StoreError;
 use crate::fold::{Kind, Plan, Segment};
 use crate::record::Row;
-use plyr_lexicons::RecordKind;
 
 /// The channel the appview listens on.
 pub(crate) const CHANNEL: &str = "plyr_view_changed";
