@@ -552,7 +552,7 @@ impl Background {
 /// Niceness of `run`'s indexer threads. Ingest speed is set by Postgres's writer, not by these
 /// threads, so letting requests go first costs it nothing measurable, while bursts of batch
 /// work on both cores stalled the server (`cargo bench --bench load`: read p99 while ingesting
-/// 4.1-6.2 -> 3.5 ms at 5k req/s, ingest 14.4k events/s either way). Raising one's own
+/// 4.1-6.2 -> 3.4-4.2 ms at 5k req/s, ingest ~14.4k events/s either way). Raising one's own
 /// niceness needs no privilege.
 const INDEXER_NICENESS: i32 = 19;
 
