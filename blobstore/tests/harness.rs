@@ -84,6 +84,18 @@ impl Env {
         }
     }
 
+    /// Stops the S3 server (an S3 env's), to test how an outage surfaces.
+    pub async fn stop_s3(&mut self) -> anyhow::Result<()> {
+        self.server.as_mut().context("not an S3 env")?.kill().await
+    }
+
+    /// Starts the S3 server again on the same port and folder, once it answers.
+    pub async fn restart_s3(&mut self) -> anyhow::Result<()> {
+        let s3 = self.s3.as_ref().context("not an S3 env")?;
+        let server = self.server.as_mut().context("not an S3 env")?;
+        server.restart(s3).await
+    }
+
     /// Temp objects and unfinished uploads still present: must be empty after any put.
     pub async fn leftovers(&self) -> anyhow::Result<Vec<String>> {
         let mut found = Vec::new();

@@ -8,30 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use plyr_blobstore::{BlobKey, BlobStore, ListScope, PutLimits, S3Backend, S3Config};
+use plyr_blobstore::{BlobKey, BlobStore, ListScope, PutLimits};
 use tokio::sync::mpsc;
 
-use crate::harness::{BUCKET, PART, S3sServer, body, payload};
-
-/// How long the server may take to answer after a (re)start.
-const READY: Duration = Duration::from_secs(15);
-
-/// Polls until the server answers a bucket request (creating the bucket the first time).
-async fn ready(s3: &S3Backend) {
-    let deadline = tokio::time::Instant::now() + READY;
-    loop {
-        let created = s3.client().create_bucket().bucket(BUCKET).send().await;
-        let exists = s3.client().head_bucket().bucket(BUCKET).send().await;
-        if created.is_ok() || exists.is_ok() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "s3s-fs did not answer within {READY:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::harness::{Env, Kind, PART, body, payload};
 
 async fn read_all(store: &BlobStore, key: BlobKey) -> Vec<u8> {
     let read = store
@@ -58,16 +38,8 @@ async fn blob_keys(store: &BlobStore) -> Vec<BlobKey> {
 
 #[tokio::test]
 async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("s3");
-    std::fs::create_dir_all(&root).expect("root");
-    let mut server = S3sServer::start(&root).await.expect("s3s-fs");
-    let mut config = S3Config::new(BUCKET, "AK", "SK");
-    config.endpoint = Some(server.endpoint.clone());
-    config.part_size = PART;
-    let s3 = S3Backend::new(config).expect("backend");
-    let store = BlobStore::new(s3.clone());
-    ready(&s3).await;
+    let mut env = Env::new(Kind::S3).await.expect("S3 env");
+    let store = env.store.clone();
 
     let before = payload(PART + 1234, 1);
     let stored = store
@@ -94,7 +66,7 @@ async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
             .await
             .expect("upload still reading");
     }
-    server.kill().await.expect("kill s3s-fs");
+    env.stop_s3().await.expect("stop s3s-fs");
     // The rest of the body; the upload may already have failed and dropped the receiver.
     for chunk in interrupted.chunks(1 << 20).skip(6) {
         if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
@@ -117,7 +89,7 @@ async fn s3_killed_mid_upload_fails_cleanly_and_recovers_on_restart() {
         .expect_err("upload with S3 down");
 
     // Back on the same port and folder.
-    server.restart(&s3).await.expect("restart s3s-fs");
+    env.restart_s3().await.expect("restart s3s-fs");
     let after = store
         .put_stream(body(&small, 500), PutLimits::max_bytes(1 << 30))
         .await

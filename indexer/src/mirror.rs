@@ -597,12 +597,7 @@ mod tests {
         let served = track(&db, "3kaaaaaaaaaa2", blob_ref(&wav)).await;
         let missing = track(&db, "3kaaaaaaaaab2", blob_ref(b"never served")).await;
 
-        s3.server
-            .as_mut()
-            .expect("s3s-fs")
-            .kill()
-            .await
-            .expect("kill s3s-fs");
+        s3.stop_s3().await.expect("stop s3s-fs");
         let started = std::time::Instant::now();
         let report = env.mirror.pass().await.expect("a pass survives the outage");
         eprintln!(
@@ -634,13 +629,7 @@ mod tests {
         assert_eq!((report.failed, report.verified), (1, 0));
         assert_eq!(attempts(&db, &served).await, 0);
 
-        let backend = s3.s3.clone().expect("s3 backend");
-        s3.server
-            .as_mut()
-            .expect("s3s-fs")
-            .restart(&backend)
-            .await
-            .expect("restart s3s-fs");
+        s3.restart_s3().await.expect("restart s3s-fs");
         let report = env.mirror.pass().await.expect("pass");
         assert_eq!((report.verified, report.failed), (1, 0));
         assert_eq!(

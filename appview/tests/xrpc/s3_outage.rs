@@ -118,7 +118,6 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
     let mut s3 = s3_harness::Env::new(Kind::S3)
         .await
         .expect("s3s-fs (scripts/test installs it)");
-    let backend = s3.s3.clone().expect("s3 backend");
     let plc = plc(ALICE, &key(1)).await;
     let app = router(state(&db, &plc).with_blobs(BlobService::new(s3.store.clone(), 1 << 30)));
 
@@ -128,8 +127,7 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
     assert_eq!(before.status, StatusCode::OK, "{}", before.body);
 
     // Down before the upload: a small body (one PutObject) and a multi-part one.
-    let server = s3.server.as_mut().expect("s3s-fs");
-    server.kill().await.expect("kill s3s-fs");
+    s3.stop_s3().await.expect("stop s3s-fs");
     let small = fx::wav(fx::RATE / 4);
     let answer = upload(&app, "jti-2", "audio/wav", Body::from(small.clone())).await;
     eprintln!(
@@ -159,8 +157,7 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
     }
 
     // Up again, then killed mid-upload: the body is streaming past its first part.
-    let server = s3.server.as_mut().expect("s3s-fs");
-    server.restart(&backend).await.expect("restart s3s-fs");
+    s3.restart_s3().await.expect("restart s3s-fs");
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -179,12 +176,7 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
             .await
             .expect("handler still reading");
     }
-    s3.server
-        .as_mut()
-        .expect("s3s-fs")
-        .kill()
-        .await
-        .expect("kill s3s-fs");
+    s3.stop_s3().await.expect("stop s3s-fs");
     // The rest; the handler may already have answered and dropped the body.
     for chunk in chunks {
         if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
@@ -206,12 +198,7 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
     assert_eq!(get_blob(&app, &large_cid).await.0, StatusCode::NOT_FOUND);
 
     // Back on the same port and folder: the same upload succeeds and both blobs read back.
-    s3.server
-        .as_mut()
-        .expect("s3s-fs")
-        .restart(&backend)
-        .await
-        .expect("restart s3s-fs");
+    s3.restart_s3().await.expect("restart s3s-fs");
     let answer = upload(&app, "jti-5", "audio/wav", Body::from(large.clone())).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body["blob"]["ref"]["$link"], large_cid.as_str());
