@@ -6,13 +6,14 @@
 //! hidden content (`queries/mod.rs`, `not_hidden!`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use moka::future::Cache;
 use sqlx::PgPool;
 
 use crate::queries;
@@ -34,37 +35,32 @@ tokio::task_local! {
 }
 
 /// The labelers this AppView follows (those with a stored `labeler:<did>` cursor), cached
-/// for [`KNOWN_TTL`].
+/// for [`KNOWN_TTL`]. When the list expires, one request reads it again and the requests
+/// arriving meanwhile wait for that read instead of each sending their own (at thousands of
+/// requests a second, an expiry otherwise sent a burst of identical queries).
 #[derive(Debug, Clone)]
 pub(crate) struct Labelers {
     db: PgPool,
-    known: Arc<Mutex<Option<Known>>>,
+    known: Cache<(), Arc<Vec<String>>>,
 }
-
-/// The followed labelers, and when they were read.
-type Known = (Instant, Arc<Vec<String>>);
 
 impl Labelers {
     pub(crate) fn new(db: PgPool) -> Labelers {
         Labelers {
             db,
-            known: Arc::new(Mutex::new(None)),
+            known: Cache::builder()
+                .max_capacity(1)
+                .time_to_live(KNOWN_TTL)
+                .build(),
         }
     }
 
-    async fn known(&self) -> Result<Arc<Vec<String>>, sqlx::Error> {
-        {
-            let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((at, list)) = known.as_ref()
-                && at.elapsed() < KNOWN_TTL
-            {
-                return Ok(Arc::clone(list));
-            }
-        }
-        let list = Arc::new(queries::label::labelers(&self.db).await?);
-        *self.known.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), Arc::clone(&list)));
-        Ok(list)
+    async fn known(&self) -> Result<Arc<Vec<String>>, Arc<sqlx::Error>> {
+        self.known
+            .try_get_with((), async {
+                queries::label::labelers(&self.db).await.map(Arc::new)
+            })
+            .await
     }
 }
 
