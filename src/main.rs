@@ -390,7 +390,7 @@ async fn run(command: Command) -> Result<()> {
     spawn_signal_handler(shutdown.clone());
     match command {
         Command::Migrate { db } => {
-            let pool = connect(&db).await?;
+            let pool = connect(&db, "migrate").await?;
             migrate(&pool).await
         }
         Command::Run {
@@ -400,7 +400,7 @@ async fn run(command: Command) -> Result<()> {
             serve,
             mirror,
         } => {
-            let pool = connect(&db).await?;
+            let pool = connect(&db, "server").await?;
             migrate(&pool).await?;
             let resolver = identity.resolver()?;
             let mirror_store = if mirror.no_mirror {
@@ -416,7 +416,7 @@ async fn run(command: Command) -> Result<()> {
             let index_pool = {
                 let db = db.clone();
                 background
-                    .spawn(async move { connect(&db).await })
+                    .spawn(async move { connect(&db, "indexer").await })
                     .await
                     .context("connecting the indexer")??
             };
@@ -468,7 +468,7 @@ async fn run(command: Command) -> Result<()> {
             identity,
             index,
         } => {
-            let pool = connect(&db).await?;
+            let pool = connect(&db, "indexer").await?;
             migrate(&pool).await?;
             let resolver = identity.resolver()?;
             let mut tasks = JoinSet::new();
@@ -485,7 +485,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Backfill(args) => backfill(args, shutdown).await,
         Command::Takedown(args) => takedown(args).await,
         Command::Gc { db, blob } => {
-            let pool = connect(&db).await?;
+            let pool = connect(&db, "gc").await?;
             migrate(&pool).await?;
             let store = blob.open().await?;
             let report = plyr_appview_xrpc::collect_garbage(&pool, &store, blob.grace())
@@ -499,7 +499,7 @@ async fn run(command: Command) -> Result<()> {
             identity,
             serve,
         } => {
-            let pool = connect(&db).await?;
+            let pool = connect(&db, "server").await?;
             let resolver = identity.resolver()?;
             let mut tasks = JoinSet::new();
             spawn_server(&mut tasks, pool, serve, resolver, shutdown.clone()).await?;
@@ -584,10 +584,16 @@ impl Drop for Background {
     }
 }
 
-/// Connects to Postgres, creating the database first when it does not exist.
-async fn connect(db: &DbArgs) -> Result<PgPool> {
-    let options = PgConnectOptions::from_str(&db.database_url)
-        .context("parsing --database-url")?
+/// Connects to Postgres, creating the database first when it does not exist. `role` names the
+/// pool's connections in `pg_stat_activity` (`plyr-appview <role>`, unless the URL sets an
+/// `application_name`), so an operator can tell the indexer's writes from the server's reads.
+async fn connect(db: &DbArgs, role: &str) -> Result<PgPool> {
+    let mut options =
+        PgConnectOptions::from_str(&db.database_url).context("parsing --database-url")?;
+    if options.get_application_name().is_none() {
+        options = options.application_name(&format!("plyr-appview {role}"));
+    }
+    let options = options
         // Every statement is prepared and cached per connection, and the keyset queries have
         // the same best plan for any parameters (the sort index, walked from the cursor). Left
         // on `auto`, Postgres re-plans them on every call (1.3 ms of planning for a 0.5 ms
@@ -794,7 +800,7 @@ async fn takedown(args: TakedownArgs) -> Result<()> {
         (_, _, Some(cid)) => TakedownSubject::blob(cid),
         _ => anyhow::bail!("one of --actor, --record or --blob is required"),
     }?;
-    let pool = connect(&args.db).await?;
+    let pool = connect(&args.db, "backfill").await?;
     migrate(&pool).await?;
     let changed = plyr_indexer::takedown(&pool, &subject, args.reverse)
         .await
@@ -832,7 +838,7 @@ async fn backfill(args: BackfillArgs, shutdown: CancellationToken) -> Result<()>
         ..plyr_identity::SyncConfig::default()
     })
     .context("building the repo sync client")?;
-    let pool = connect(&args.db).await?;
+    let pool = connect(&args.db, "takedown").await?;
     migrate(&pool).await?;
     let config = plyr_indexer::BackfillConfig {
         namespace,

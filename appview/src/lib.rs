@@ -64,6 +64,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use axum::serve::ListenerExt as _;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -219,6 +220,13 @@ pub async fn serve(
             })?
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Answers go out as soon as they are written: with Nagle's algorithm on, a response
+    // written in more than one piece can wait for the client's delayed ACK (tens of ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
