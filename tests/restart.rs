@@ -198,3 +198,31 @@ async fn kill_9_and_restart_neither_loses_nor_doubles(pool: PgPool) {
         .expect("likes");
     assert_eq!(likes, script.like_records, "every like record stored once");
 }
+
+/// The indexer's connections say who they are in `pg_stat_activity`, so an operator can tell
+/// the writer from the server's reads.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn the_indexers_connections_are_named_in_pg_stat_activity(pool: PgPool) {
+    let jetstream = ScriptedJetstream::start(Vec::new()).await;
+    let mut child = spawn_indexer(&database_url(&pool), &jetstream.url());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let named: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and application_name = 'plyr-appview indexer'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity");
+        if named > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection named 'plyr-appview indexer' after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.start_kill().expect("kill");
+    child.wait().await.expect("reap");
+}
