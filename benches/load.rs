@@ -9,6 +9,9 @@
 //!    backlog is sized to outlast the run, and the bench checks that it did): p99 against run 1
 //!    and the ingest rate the reads left it.
 //!
+//! Between runs 1 and 2, `pgbench` (when installed) sends `select 1` at the same fixed rate: the
+//! machine's own Postgres round-trip tail, the floor under run 1's.
+//!
 //! Prints one markdown table row per run and fails on any error or non-200 answer.
 //!
 //! Run: `cargo bench --bench load` (needs Postgres at DATABASE_URL and `oha` on PATH:
@@ -369,6 +372,57 @@ impl Buckets {
     }
 }
 
+/// The machine's own Postgres round trip at `rate`: `pgbench` sending `select 1` over 10
+/// connections at the same fixed rate, no HTTP and none of this project's code. It is the
+/// floor under any tail that touches Postgres, measured in the same session: on some machines
+/// it alone shows stalls of tens of ms. Returns p99 and p99.9 in ms (latency plus schedule lag,
+/// the same due-time accounting as oha's `--latency-correction`); `None` without `pgbench`.
+fn pgbench_round_trip(db_url: &str, rate: u32, secs: u64) -> Result<Option<(f64, f64)>> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("select1.sql");
+    std::fs::write(&script, "select 1;\n")?;
+    let prefix = dir.path().join("log");
+    let run = std::process::Command::new("pgbench")
+        .args(["-n", "-c", "10", "-j", "2", "-l"])
+        .arg("-f")
+        .arg(&script)
+        .args(["-R", &rate.to_string(), "-T", &secs.to_string()])
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .arg(db_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    let out = match run {
+        Ok(out) => out,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).context("running pgbench"),
+    };
+    if !out.status.success() {
+        bail!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // One line per transaction: client, number, latency us, script, epoch s, us, lag us.
+    let mut waits = Vec::new();
+    for entry in std::fs::read_dir(dir.path())? {
+        let path = entry?.path();
+        if !path.to_string_lossy().contains("log.") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(latency), Some(lag)) = (fields.get(2), fields.get(6)) else {
+                continue;
+            };
+            waits.push(latency.parse::<u64>()? + lag.parse::<u64>()?);
+        }
+    }
+    if waits.is_empty() {
+        bail!("pgbench wrote no transaction log");
+    }
+    waits.sort_unstable();
+    let at = |q: f64| waits[((waits.len() as f64 * q) as usize).min(waits.len() - 1)] as f64 / 1e3;
+    Ok(Some((at(0.99), at(0.999))))
+}
+
 async fn wait_healthy(base: &str) -> Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -468,6 +522,11 @@ async fn main() -> Result<()> {
     let before = Histograms::scrape(&http, &base).await?;
     let idle = run_oha(&mixed, secs, connections, Some(rate), "idle").await?;
     let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
+    let floor = {
+        let db_url = db_url.clone();
+        let secs = secs.min(10);
+        tokio::task::spawn_blocking(move || pgbench_round_trip(&db_url, rate, secs)).await??
+    };
     let max = run_oha(&mixed, secs, connections, None, "max").await?;
 
     jetstream.append(backlog.frames);
@@ -505,6 +564,13 @@ async fn main() -> Result<()> {
         "p99 while ingesting / idle p99 = {:.2}x (goal: at most 2x)",
         loaded.p99_ms / idle.p99_ms
     );
+    match floor {
+        Some((p99, p999)) => println!(
+            "the machine's Postgres round trip alone (pgbench `select 1`, 10 connections, \
+             fixed {rate}/s, idle): p99 {p99:.2} ms, p99.9 {p999:.2} ms"
+        ),
+        None => println!("pgbench not found: no Postgres round-trip floor measured"),
+    }
     println!("\nserver-side time by method (its `/metrics` histogram), fixed {rate} req/s:");
     println!(
         "| method | idle: requests | idle: over 2 / 5 ms | ingesting: requests | ingesting: over 2 / 5 ms |"
