@@ -404,7 +404,10 @@ fn pgbench_round_trip(db_url: &str, rate: u32, secs: u64) -> Result<Option<(f64,
     let mut waits = Vec::new();
     for entry in std::fs::read_dir(dir.path())? {
         let path = entry?.path();
-        if !path.to_string_lossy().contains("log.") {
+        let is_log = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("log."));
+        if !is_log {
             continue;
         }
         for line in std::fs::read_to_string(&path)?.lines() {

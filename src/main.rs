@@ -800,7 +800,7 @@ async fn takedown(args: TakedownArgs) -> Result<()> {
         (_, _, Some(cid)) => TakedownSubject::blob(cid),
         _ => anyhow::bail!("one of --actor, --record or --blob is required"),
     }?;
-    let pool = connect(&args.db, "backfill").await?;
+    let pool = connect(&args.db, "takedown").await?;
     migrate(&pool).await?;
     let changed = plyr_indexer::takedown(&pool, &subject, args.reverse)
         .await
@@ -838,7 +838,7 @@ async fn backfill(args: BackfillArgs, shutdown: CancellationToken) -> Result<()>
         ..plyr_identity::SyncConfig::default()
     })
     .context("building the repo sync client")?;
-    let pool = connect(&args.db, "takedown").await?;
+    let pool = connect(&args.db, "backfill").await?;
     migrate(&pool).await?;
     let config = plyr_indexer::BackfillConfig {
         namespace,
