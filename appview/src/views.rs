@@ -1,6 +1,8 @@
 //! The lexicon views (fm.plyr.feed.defs, fm.plyr.actor.defs) and method outputs, built from
 //! query rows. Field names follow the lexicons (camelCase); absent optionals are left out.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
@@ -145,7 +147,7 @@ pub struct TrackView {
     uri: String,
     cid: String,
     author: ProfileViewBasic,
-    record: serde_json::Value,
+    record: Arc<serde_json::Value>,
     like_count: i32,
     comment_count: i32,
     indexed_at: String,

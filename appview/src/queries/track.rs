@@ -1,5 +1,7 @@
 //! Queries returning tracks (fm.plyr.track) of active actors.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tracing::instrument;
@@ -19,8 +21,9 @@ pub struct TrackRow {
     pub handle: Option<String>,
     /// The author's avatar URL, from their profile record.
     pub avatar: Option<String>,
-    /// The record as indexed.
-    pub record: serde_json::Value,
+    /// The record as indexed, shared: cached rows hand it to every view without a deep copy.
+    #[sqlx(try_from = "serde_json::Value")]
+    pub record: Arc<serde_json::Value>,
     /// Likes counted by the indexer.
     pub like_count: i32,
     /// Comments counted by the indexer.
