@@ -186,6 +186,8 @@ impl From<StoreError> for BlobError {
                 tracing::error!(error = %e, cause = %causes(&e), "blob store unavailable");
                 BlobError::StoreUnavailable
             }
+            // Refused (credentials, bucket) is the operator's to fix, not the client's to
+            // retry: a 500 whose cause goes to the log like any other.
             _ => BlobError::Xrpc(XrpcError::Internal(format!("{e}{}", causes(&e)))),
         }
     }

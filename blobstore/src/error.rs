@@ -31,6 +31,9 @@ pub enum StoreError {
         op: &'static str,
         /// The object key in the bucket.
         key: String,
+        /// The store answered and refused: credentials, permissions or the bucket are wrong,
+        /// and asking again will not help until an operator fixes them.
+        refused: bool,
         /// The SDK error.
         #[source]
         source: BoxError,
@@ -64,8 +67,11 @@ pub enum StoreError {
 pub enum StoreErrorKind {
     /// Local filesystem failure.
     Io,
-    /// Remote object store failure or malformed answer.
+    /// Remote object store unreachable, failing or answering malformed: worth retrying.
     Remote,
+    /// The remote object store refused the request (bad credentials, no access, no such
+    /// bucket): a configuration fault that retrying does not cure.
+    Refused,
     /// The requested range lies outside the object.
     RangeNotSatisfiable,
     /// Bad configuration.
@@ -77,6 +83,7 @@ impl StoreError {
     pub fn kind(&self) -> StoreErrorKind {
         match self {
             Self::Io { .. } => StoreErrorKind::Io,
+            Self::S3 { refused: true, .. } => StoreErrorKind::Refused,
             Self::S3 { .. } | Self::UnexpectedResponse { .. } => StoreErrorKind::Remote,
             Self::RangeNotSatisfiable { .. } => StoreErrorKind::RangeNotSatisfiable,
             Self::Config(_) => StoreErrorKind::Config,

@@ -668,6 +668,7 @@ impl BlobBackend for S3Backend {
             let presigning = PresigningConfig::expires_in(ttl).map_err(|e| StoreError::S3 {
                 op: "presign GetObject",
                 key: object_key.clone(),
+                refused: false,
                 source: Box::new(e),
             })?;
             let request = self
@@ -938,12 +939,23 @@ fn sdk_error<E>(
     e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
 {
+    // Refusals are told apart from outages by the answer itself: 401/403 (credentials,
+    // signature, policy) or a bucket that does not exist. Anything else (no answer, 5xx,
+    // throttling, a lost multipart upload) may pass.
+    let refused = match &e {
+        SdkError::ServiceError(service) => {
+            matches!(service.raw().status().as_u16(), 401 | 403)
+                || service.err().code() == Some("NoSuchBucket")
+        }
+        _ => false,
+    };
     // The SDK's own Display is only "service error"; this form names the code and message.
     StoreError::S3 {
         op,
         key: key.to_owned(),
+        refused,
         source: DisplayErrorContext(e).to_string().into(),
     }
 }
@@ -985,6 +997,38 @@ fn listed(scope: ListScope, object: &Object) -> Option<ListedObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_told_from_outages_by_the_answer() {
+        use aws_sdk_s3::error::ErrorMetadata;
+        use aws_sdk_s3::operation::put_object::PutObjectError;
+        use aws_sdk_s3::primitives::SdkBody;
+
+        let answer = |status: u16, code: &str| {
+            let err = PutObjectError::generic(ErrorMetadata::builder().code(code).build());
+            let raw = aws_sdk_s3::config::http::HttpResponse::new(
+                status.try_into().expect("status"),
+                SdkBody::empty(),
+            );
+            sdk_error("PutObject", "k", SdkError::service_error(err, raw)).kind()
+        };
+        use crate::StoreErrorKind::{Refused, Remote};
+        let cases = [
+            (403, "AccessDenied", Refused),
+            (403, "SignatureDoesNotMatch", Refused),
+            (401, "Unauthorized", Refused),
+            (404, "NoSuchBucket", Refused),
+            (404, "NoSuchUpload", Remote),
+            (500, "InternalError", Remote),
+            (503, "SlowDown", Remote),
+        ];
+        for (status, code, want) in cases {
+            assert_eq!(answer(status, code), want, "{status} {code}");
+        }
+        let timeout: SdkError<PutObjectError, aws_sdk_s3::config::http::HttpResponse> =
+            SdkError::timeout_error("no answer");
+        assert_eq!(sdk_error("PutObject", "k", timeout).kind(), Remote);
+    }
 
     #[test]
     fn content_range_table() {

@@ -196,6 +196,42 @@ async fn s3_dead_server_is_a_remote_error() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A store that answers and refuses (here a bad secret) is a configuration fault, told apart
+/// from an outage: retrying it does not help. (s3s-fs creates a missing bucket on write, so the
+/// NoSuchBucket case is covered by the unit test beside `sdk_error`.)
+#[tokio::test]
+async fn s3_refusals_are_not_outages() -> anyhow::Result<()> {
+    let env = Env::new(Kind::S3).await?;
+    let endpoint = env.server.as_ref().expect("s3 server").endpoint.clone();
+    let refusing = |bucket: &str, secret: &str| -> anyhow::Result<plyr_blobstore::BlobStore> {
+        let mut config = plyr_blobstore::S3Config::new(bucket, "AK", secret);
+        config.endpoint = Some(endpoint.clone());
+        config.part_size = PART;
+        Ok(plyr_blobstore::BlobStore::new(
+            plyr_blobstore::S3Backend::new(config)?,
+        ))
+    };
+    let store = refusing(BUCKET, "not-the-secret")?;
+    let err = store
+        .put_stream(body(&payload(10, 7), 5), PutLimits::default())
+        .await
+        .expect_err("wrong secret");
+    let plyr_blobstore::PutError::Store(err) = err else {
+        panic!("not a store error: {err}");
+    };
+    assert_eq!(err.kind(), StoreErrorKind::Refused, "{err}");
+    let head = store
+        .head(BlobCid::of(b"x"))
+        .await
+        .expect_err("wrong secret");
+    assert_eq!(head.kind(), StoreErrorKind::Refused, "{head}");
+    // The right settings on the same server still work.
+    env.store
+        .put_stream(body(&payload(10, 7), 5), PutLimits::default())
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_cancelled_put_leaves_no_temp_file() -> anyhow::Result<()> {
     let env = Env::new(Kind::Fs).await?;

@@ -35,7 +35,8 @@ mod protocol;
 #[path = "../../../blobstore/tests/harness.rs"]
 #[allow(dead_code)]
 mod s3_harness;
-/// Issue #6: S3 killed before and during uploadBlob, then restarted: 503, then recovery.
+/// Issue #6: S3 killed before and during uploadBlob, then restarted: 503, then recovery; a
+/// store refusing the credentials: 500, not 503.
 mod s3_outage;
 /// searchTracks, searchActors and the unified search.
 mod search;

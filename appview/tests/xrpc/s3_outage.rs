@@ -222,3 +222,34 @@ async fn issue_6_s3_down_during_upload_blob_answers_503_then_recovers(db: PgPool
         Vec::<String>::new()
     );
 }
+
+/// A store that answers and refuses (wrong secret) is the operator's fault, not an outage:
+/// 500 with nothing of the backend in the body and no `Retry-After`, and nothing recorded.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn s3_refusing_the_credentials_answers_500_not_503(db: PgPool) {
+    let s3 = s3_harness::Env::new(Kind::S3)
+        .await
+        .expect("s3s-fs (scripts/test installs it)");
+    let endpoint = s3.server.as_ref().expect("s3 server").endpoint.clone();
+    let mut config = plyr_blobstore::S3Config::new(BUCKET, "AK", "not-the-secret");
+    config.endpoint = Some(endpoint);
+    config.part_size = PART;
+    let refusing =
+        plyr_blobstore::BlobStore::new(plyr_blobstore::S3Backend::new(config).expect("config"));
+    let plc = plc(ALICE, &key(1)).await;
+    let app = router(state(&db, &plc).with_blobs(BlobService::new(refusing, 1 << 30)));
+
+    let small = fx::wav(fx::RATE / 4);
+    let cid = BlobCid::of(&small).to_string();
+    let answer = upload(&app, "jti-1", "audio/wav", Body::from(small)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["error"], "InternalServerError");
+    assert!(answer.body.get("message").is_none(), "{}", answer.body);
+    assert!(answer.headers.get(header::RETRY_AFTER).is_none());
+    assert!(!blob_row(&db, &cid).await, "nothing recorded");
+}
