@@ -84,6 +84,16 @@ impl Env {
         }
     }
 
+    /// Another store on this env's S3 server, with `tweak`ed settings (a wrong secret, say).
+    pub fn s3_store_with(&self, tweak: impl FnOnce(&mut S3Config)) -> anyhow::Result<BlobStore> {
+        let server = self.server.as_ref().context("not an S3 env")?;
+        let mut config = S3Config::new(BUCKET, "AK", "SK");
+        config.endpoint = Some(server.endpoint.clone());
+        config.part_size = PART;
+        tweak(&mut config);
+        Ok(BlobStore::new(S3Backend::new(config)?))
+    }
+
     /// Stops the S3 server (an S3 env's), to test how an outage surfaces.
     pub async fn stop_s3(&mut self) -> anyhow::Result<()> {
         self.server.as_mut().context("not an S3 env")?.kill().await

@@ -202,16 +202,7 @@ async fn s3_dead_server_is_a_remote_error() -> anyhow::Result<()> {
 #[tokio::test]
 async fn s3_refusals_are_not_outages() -> anyhow::Result<()> {
     let env = Env::new(Kind::S3).await?;
-    let endpoint = env.server.as_ref().expect("s3 server").endpoint.clone();
-    let refusing = |bucket: &str, secret: &str| -> anyhow::Result<plyr_blobstore::BlobStore> {
-        let mut config = plyr_blobstore::S3Config::new(bucket, "AK", secret);
-        config.endpoint = Some(endpoint.clone());
-        config.part_size = PART;
-        Ok(plyr_blobstore::BlobStore::new(
-            plyr_blobstore::S3Backend::new(config)?,
-        ))
-    };
-    let store = refusing(BUCKET, "not-the-secret")?;
+    let store = env.s3_store_with(|c| c.secret_access_key = "not-the-secret".into())?;
     let err = store
         .put_stream(body(&payload(10, 7), 5), PutLimits::default())
         .await

@@ -230,12 +230,9 @@ async fn s3_refusing_the_credentials_answers_500_not_503(db: PgPool) {
     let s3 = s3_harness::Env::new(Kind::S3)
         .await
         .expect("s3s-fs (scripts/test installs it)");
-    let endpoint = s3.server.as_ref().expect("s3 server").endpoint.clone();
-    let mut config = plyr_blobstore::S3Config::new(BUCKET, "AK", "not-the-secret");
-    config.endpoint = Some(endpoint);
-    config.part_size = PART;
-    let refusing =
-        plyr_blobstore::BlobStore::new(plyr_blobstore::S3Backend::new(config).expect("config"));
+    let refusing = s3
+        .s3_store_with(|c| c.secret_access_key = "not-the-secret".into())
+        .expect("config");
     let plc = plc(ALICE, &key(1)).await;
     let app = router(state(&db, &plc).with_blobs(BlobService::new(refusing, 1 << 30)));
 
