@@ -66,9 +66,7 @@ impl Env {
             }
             Kind::S3 => {
                 let server = S3sServer::start(&dir.path().join("s3")).await?;
-                let mut config = S3Config::new(BUCKET, "AK", "SK");
-                config.endpoint = Some(server.endpoint.clone());
-                config.part_size = PART;
+                let mut config = s3_config(&server);
                 tweak(&mut config);
                 let s3 = S3Backend::new(config)?;
                 server.create_bucket(&s3).await?;
@@ -86,10 +84,7 @@ impl Env {
 
     /// Another store on this env's S3 server, with `tweak`ed settings (a wrong secret, say).
     pub fn s3_store_with(&self, tweak: impl FnOnce(&mut S3Config)) -> anyhow::Result<BlobStore> {
-        let server = self.server.as_ref().context("not an S3 env")?;
-        let mut config = S3Config::new(BUCKET, "AK", "SK");
-        config.endpoint = Some(server.endpoint.clone());
-        config.part_size = PART;
+        let mut config = s3_config(self.server.as_ref().context("not an S3 env")?);
         tweak(&mut config);
         Ok(BlobStore::new(S3Backend::new(config)?))
     }
@@ -148,6 +143,15 @@ fn file_names(dir: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// A running `s3s-fs`, killed when dropped.
+/// The settings every S3 store of the tests starts from: `server`'s endpoint and credentials,
+/// the test bucket, small parts.
+fn s3_config(server: &S3sServer) -> S3Config {
+    let mut config = S3Config::new(BUCKET, "AK", "SK");
+    config.endpoint = Some(server.endpoint.clone());
+    config.part_size = PART;
+    config
+}
+
 pub struct S3sServer {
     pub endpoint: String,
     pub root: PathBuf,
