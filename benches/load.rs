@@ -426,6 +426,17 @@ fn pgbench_round_trip(db_url: &str, rate: u32, secs: u64) -> Result<Option<(f64,
     Ok(Some((at(0.99), at(0.999))))
 }
 
+/// Whether Linux groups CPU time by session (autogroup). On, each Postgres backend (a session
+/// of its own) gets as much CPU as the whole `plyr-appview` process: the read tail under
+/// full-speed ingest is measured both ways in BENCHMARKS.md.
+fn autogroup() -> &'static str {
+    match std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").as_deref() {
+        Ok("1\n") => "autogroup on (kernel.sched_autogroup_enabled = 1)",
+        Ok("0\n") => "autogroup off (kernel.sched_autogroup_enabled = 0)",
+        _ => "no autogroup setting",
+    }
+}
+
 async fn wait_healthy(base: &str) -> Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -451,7 +462,7 @@ async fn main() -> Result<()> {
     let secs: u64 = env_or("BENCH_SECS", 20);
     let connections: u32 = env_or("BENCH_CONNECTIONS", 50);
     let events: usize = env_or("BENCH_EVENTS", 600_000);
-    println!("machine: {} cores", cores());
+    println!("machine: {} cores, {}", cores(), autogroup());
     let (db_url, pool) = fresh_database("plyr_bench_load").await?;
     let seeded = Instant::now();
     seed(&pool).await?;

@@ -402,6 +402,7 @@ async fn run(command: Command) -> Result<()> {
         } => {
             let pool = connect(&db, "server").await?;
             migrate(&pool).await?;
+            hint_autogroup(&db);
             let resolver = identity.resolver()?;
             let mirror_store = if mirror.no_mirror {
                 None
@@ -581,6 +582,29 @@ impl Drop for Background {
         if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Logs advice when Linux groups CPU time by session (autogroup, on by default) and Postgres
+/// runs on this host. Each Postgres backend is a session of its own, so under full-speed ingest
+/// the indexer's one writer backend gets as much CPU as this whole process: at 5k req/s on 2
+/// cores the read p99 grew 3.6-7.3x over idle, against 1.1-2.0x with autogroup off (`cargo
+/// bench --bench load`, BENCHMARKS.md).
+fn hint_autogroup(db: &DbArgs) {
+    let Ok(setting) = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled") else {
+        return;
+    };
+    let local = PgConnectOptions::from_str(&db.database_url).is_ok_and(|options| {
+        let host = options.get_host();
+        host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1")
+    });
+    if setting.trim() == "1" && local {
+        info!(
+            "Postgres shares this host and kernel.sched_autogroup_enabled is 1: each Postgres \
+             backend gets a session's CPU share, as much as this whole process, so reads slow \
+             down under full-speed ingest; `sysctl kernel.sched_autogroup_enabled=0` shares \
+             CPU by thread (see BENCHMARKS.md)"
+        );
     }
 }
 
