@@ -594,11 +594,7 @@ fn hint_autogroup(db: &DbArgs) {
     let Ok(setting) = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled") else {
         return;
     };
-    let local = PgConnectOptions::from_str(&db.database_url).is_ok_and(|options| {
-        let host = options.get_host();
-        host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1")
-    });
-    if setting.trim() == "1" && local {
+    if setting.trim() == "1" && postgres_is_local(&db.database_url) {
         info!(
             "Postgres shares this host and kernel.sched_autogroup_enabled is 1: each Postgres \
              backend gets a session's CPU share, as much as this whole process, so reads slow \
@@ -606,6 +602,14 @@ fn hint_autogroup(db: &DbArgs) {
              CPU by thread (see BENCHMARKS.md)"
         );
     }
+}
+
+/// Whether the database URL points at this host: a loopback address or a Unix socket.
+fn postgres_is_local(database_url: &str) -> bool {
+    PgConnectOptions::from_str(database_url).is_ok_and(|options| {
+        let host = options.get_host();
+        host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
+    })
 }
 
 /// Connects to Postgres, creating the database first when it does not exist. `role` names the
@@ -971,4 +975,28 @@ async fn supervise(mut tasks: JoinSet<Result<()>>, shutdown: CancellationToken) 
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_is_local;
+
+    #[test]
+    fn loopback_and_socket_urls_are_local_and_others_are_not() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/plyr_appview",
+            "postgres://postgres@localhost/plyr_appview",
+            "postgres://postgres@[::1]:5432/plyr_appview",
+            "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/plyr_appview",
+        ] {
+            assert!(postgres_is_local(url), "{url}");
+        }
+        for url in [
+            "postgres://postgres@db.example.com/plyr_appview",
+            "postgres://postgres@10.0.0.5:5432/plyr_appview",
+            "not a url",
+        ] {
+            assert!(!postgres_is_local(url), "{url}");
+        }
+    }
 }
