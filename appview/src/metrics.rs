@@ -1,9 +1,10 @@
 //! Prometheus metrics at `/metrics`: request latency per method (the NSID, or the route
 //! template of the web API: a bounded label set), and at each scrape the indexer's lag, skips
-//! by reason and records, read from the tables it writes.
+//! by reason and records, read from the tables it writes (the record counts at most once per
+//! [`RECORD_COUNT_TTL`]: they scan the whole ledger).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -11,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use moka::future::Cache;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -34,7 +36,13 @@ pub struct Metrics {
 struct Inner {
     registry: Registry,
     latency: HistogramVec,
+    /// (live, deleted) records: counting them reads every row of the ledger, millions on a
+    /// network-wide index, so scrapes (and several scrapers) share one count per TTL.
+    records: Cache<(), (i64, i64)>,
 }
+
+/// How long a count of the ledger's records is shown before it is taken again.
+const RECORD_COUNT_TTL: Duration = Duration::from_secs(60);
 
 /// The metrics could not be registered or encoded (a programming error, reported not panicked).
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +62,16 @@ impl Metrics {
             &["method", "status"],
         )?;
         registry.register(Box::new(latency.clone()))?;
+        let records = Cache::builder()
+            .max_capacity(1)
+            .time_to_live(RECORD_COUNT_TTL)
+            .build();
         Ok(Metrics {
-            inner: Arc::new(Inner { registry, latency }),
+            inner: Arc::new(Inner {
+                registry,
+                latency,
+                records,
+            }),
         })
     }
 
@@ -103,7 +119,7 @@ pub async fn serve(State(metrics): State<Option<Metrics>>, State(db): State<PgPo
     };
     let mut out = Vec::new();
     let encoded = match metrics.encode_requests(&mut out) {
-        Ok(()) => indexer_metrics(&db, &mut out).await,
+        Ok(()) => indexer_metrics(&metrics, &db, &mut out).await,
         Err(err) => Err(err.to_string()),
     };
     match encoded {
@@ -128,14 +144,17 @@ pub async fn serve(State(metrics): State<Option<Metrics>>, State(db): State<PgPo
 
 /// Indexer lag, skips and records, in a registry built for this scrape (their values live in
 /// Postgres, not here).
-async fn indexer_metrics(db: &PgPool, out: &mut Vec<u8>) -> Result<(), String> {
+async fn indexer_metrics(metrics: &Metrics, db: &PgPool, out: &mut Vec<u8>) -> Result<(), String> {
     let cursors = queries::metrics::cursors(db)
         .await
         .map_err(|e| e.to_string())?;
     let skips = queries::metrics::skips(db)
         .await
         .map_err(|e| e.to_string())?;
-    let (live, deleted) = queries::metrics::records(db)
+    let (live, deleted) = metrics
+        .inner
+        .records
+        .try_get_with((), queries::metrics::records(db))
         .await
         .map_err(|e| e.to_string())?;
     let registry = Registry::new();

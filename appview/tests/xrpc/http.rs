@@ -144,7 +144,7 @@ async fn metrics_show_request_latency_and_indexer_progress(db: PgPool) {
         .execute(&db)
         .await
         .expect("record");
-    let app = router(AppState::new(db));
+    let app = router(AppState::new(db.clone()));
     let (ok, _) = send(&app, get("/xrpc/fm.plyr.feed.getLatestTracks")).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let (resp, body) = send(&app, get("/metrics")).await;
@@ -171,6 +171,27 @@ async fn metrics_show_request_latency_and_indexer_progress(db: PgPool) {
         .parse()
         .expect("number");
     assert!((89.0..150.0).contains(&lag), "lag {lag}");
+
+    // The next scrape reads skips afresh but shares the record count, a scan of the whole
+    // ledger, for a minute.
+    sqlx::query("update indexer_skip set count = 4 where reason = 'invalid_record'")
+        .execute(&db)
+        .await
+        .expect("skips");
+    sqlx::query("insert into record (uri, rev) values ('at://did:plc:a/fm.plyr.track/b', 'r')")
+        .execute(&db)
+        .await
+        .expect("record");
+    let (_, body) = send(&app, get("/metrics")).await;
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(
+        text.contains("plyr_indexer_events_skipped_total{reason=\"invalid_record\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("plyr_indexer_records{state=\"live\"} 1"),
+        "{text}"
+    );
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
