@@ -142,7 +142,6 @@ fn file_names(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// A running `s3s-fs`, killed when dropped.
 /// The settings every S3 store of the tests starts from: `server`'s endpoint and credentials,
 /// the test bucket, small parts.
 fn s3_config(server: &S3sServer) -> S3Config {
@@ -152,6 +151,7 @@ fn s3_config(server: &S3sServer) -> S3Config {
     config
 }
 
+/// A running `s3s-fs`, killed when dropped.
 pub struct S3sServer {
     pub endpoint: String,
     pub root: PathBuf,
