@@ -1,5 +1,6 @@
 //! The DID document as ATProto uses it: the handle claim (`alsoKnownAs`), the `#atproto`
-//! signing key and the `#atproto_pds` service endpoint. Unknown fields are ignored.
+//! signing key, a labeler's `#atproto_label` key and the service endpoints (`#atproto_pds`).
+//! Unknown fields are ignored.
 
 use plyr_repo::{PublicKey, parse_did_key};
 use serde::{Deserialize, Serialize};
@@ -93,31 +94,36 @@ impl DidDocument {
 
     /// The repo signing key: the `#atproto` verification method.
     pub fn signing_key(&self) -> Result<PublicKey, IdentityError> {
+        self.verification_key("#atproto")
+    }
+
+    /// The key a labeler signs its labels with: the `#atproto_label` verification method.
+    pub fn label_key(&self) -> Result<PublicKey, IdentityError> {
+        self.verification_key("#atproto_label")
+    }
+
+    /// The public key of the verification method `fragment` (`#atproto`, `#atproto_label`).
+    fn verification_key(&self, fragment: &str) -> Result<PublicKey, IdentityError> {
+        let invalid = |reason: String| IdentityError::invalid_document(&self.id, reason);
         let method = self
             .verification_method
             .iter()
-            .find(|m| self.is_fragment(&m.id, "#atproto"))
-            .ok_or_else(|| {
-                IdentityError::invalid_document(&self.id, "no #atproto verification method")
-            })?;
-        let multibase = method.public_key_multibase.as_deref().ok_or_else(|| {
-            IdentityError::invalid_document(&self.id, "#atproto key has no publicKeyMultibase")
-        })?;
-        let bad_key = |e: plyr_repo::CryptoError| {
-            IdentityError::invalid_document(&self.id, format!("#atproto key: {e}"))
-        };
+            .find(|m| self.is_fragment(&m.id, fragment))
+            .ok_or_else(|| invalid(format!("no {fragment} verification method")))?;
+        let multibase = method
+            .public_key_multibase
+            .as_deref()
+            .ok_or_else(|| invalid(format!("{fragment} key has no publicKeyMultibase")))?;
+        let bad_key = |e: plyr_repo::CryptoError| invalid(format!("{fragment} key: {e}"));
         let legacy = [LEGACY_K256, LEGACY_P256]
             .into_iter()
             .find(|(kind, _)| method.kind == *kind);
         match legacy {
             None => parse_did_key(&format!("did:key:{multibase}")).map_err(bad_key),
             Some((_, prefix)) => {
-                let body = multibase.strip_prefix('z').ok_or_else(|| {
-                    IdentityError::invalid_document(&self.id, "#atproto key is not base58btc")
-                })?;
-                let point = bs58::decode(body).into_vec().map_err(|_| {
-                    IdentityError::invalid_document(&self.id, "#atproto key is not base58btc")
-                })?;
+                let not_base58 = || invalid(format!("{fragment} key is not base58btc"));
+                let body = multibase.strip_prefix('z').ok_or_else(not_base58)?;
+                let point = bs58::decode(body).into_vec().map_err(|_| not_base58())?;
                 let point = compress(point);
                 let bytes: Vec<u8> = prefix.iter().chain(&point).copied().collect();
                 PublicKey::from_multicodec(&bytes).map_err(bad_key)
@@ -312,6 +318,30 @@ mod tests {
         // The key error itself is repo's.
         let err = parse_did_key("did:key:zBad").err().map(|e| e.kind());
         assert_eq!(err, Some(ErrorKind::BadKey));
+    }
+
+    #[test]
+    fn labeler_documents_keep_the_label_key_apart_from_the_repo_key() {
+        let mut d = doc(PLC_K256);
+        assert_eq!(
+            d.label_key().map_err(|e| e.kind()).err(),
+            Some(IdentityErrorKind::InvalidDocument),
+            "a repo key is not a label key"
+        );
+        d.verification_method.push(VerificationMethod {
+            id: format!("{}#atproto_label", d.id),
+            kind: "Multikey".into(),
+            controller: d.id.clone(),
+            public_key_multibase: Some("zDnaembgSGUhZULN2Caob4HLJPaxBh92N7rtH21TErzqf8HQo".into()),
+        });
+        assert_eq!(
+            d.label_key().map(|k| k.to_did_key()).ok().as_deref(),
+            Some("did:key:zDnaembgSGUhZULN2Caob4HLJPaxBh92N7rtH21TErzqf8HQo")
+        );
+        assert_eq!(
+            d.signing_key().map(|k| k.to_did_key()).ok().as_deref(),
+            Some("did:key:zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc")
+        );
     }
 
     #[test]

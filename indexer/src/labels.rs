@@ -1,13 +1,22 @@
 //! The `com.atproto.label.subscribeLabels` client: follows one labeler (its `#atproto_labeler`
 //! endpoint resolved from its DID document), decodes `#labels` and `#info` frames, keeps the
-//! labels whose `src` is that labeler, and stores each frame's labels with the labeler's seq in
-//! one transaction; reconnects forever with capped backoff from the last committed seq.
+//! labels whose `src` is that labeler and whose signature verifies against its `#atproto_label`
+//! key, and stores each frame's labels with the labeler's seq in one transaction; reconnects
+//! forever with capped backoff from the last committed seq.
+//!
+//! A label is signed over its canonical DAG-CBOR without `sig` (spec `label`). The bytes checked
+//! are the label map as received minus `sig`, re-encoded, so fields this client does not know
+//! still count. A signature that fails is checked once more against a freshly resolved key (the
+//! labeler may have rotated it); labels signed by a key the document no longer names are
+//! skipped, as the spec asks labelers to re-sign after a rotation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ipld_core::ipld::Ipld;
 use plyr_identity::{Did, Resolver};
+use plyr_repo::PublicKey;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use sqlx::PgPool;
@@ -37,6 +46,13 @@ pub(crate) const MALFORMED_LABEL_FRAME: &str = "malformed_label_frame";
 pub(crate) const FOREIGN_LABEL_SRC: &str = "foreign_label_src";
 /// Skip reason of a label with a bad subject, value or timestamp.
 pub(crate) const INVALID_LABEL: &str = "invalid_label";
+/// Skip reason of a label that carries no signature.
+pub(crate) const UNSIGNED_LABEL: &str = "unsigned_label";
+/// Skip reason of a label whose signature does not verify against the labeler's key.
+pub(crate) const BAD_LABEL_SIGNATURE: &str = "bad_label_signature";
+/// A failed signature re-resolves the labeler's key at most this often (besides once per
+/// connection), so a labeler sending forgeries cannot make us hammer its DID host.
+const KEY_REFRESH_EVERY: Duration = Duration::from_secs(60);
 
 /// Which labeler to follow.
 #[derive(Debug, Clone)]
@@ -60,9 +76,18 @@ pub(crate) fn cursor_source(did: &str) -> String {
     format!("labeler:{did}")
 }
 
-/// A label as the labeler sent it (`com.atproto.label.defs#label`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A label as the labeler sent it (`com.atproto.label.defs#label`), with the bytes it signed.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WireLabel {
+    pub fields: LabelFields,
+    pub sig: Option<Vec<u8>>,
+    /// The label's DAG-CBOR without `sig`: what the labeler signed.
+    pub unsigned: Vec<u8>,
+}
+
+/// The fields of a label other than `sig`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct LabelFields {
     #[serde(default)]
     pub ver: Option<i64>,
     pub src: String,
@@ -75,8 +100,27 @@ pub(crate) struct WireLabel {
     pub cts: String,
     #[serde(default)]
     pub exp: Option<String>,
-    #[serde(default)]
-    pub sig: Option<serde_bytes::ByteBuf>,
+}
+
+impl WireLabel {
+    /// Splits one label map of a `#labels` frame into its fields, its signature and the bytes
+    /// that signature covers.
+    fn from_map(mut map: BTreeMap<String, Ipld>) -> Result<WireLabel, String> {
+        let sig = match map.remove("sig") {
+            None | Some(Ipld::Null) => None,
+            Some(Ipld::Bytes(sig)) => Some(sig),
+            Some(_) => return Err("label sig is not bytes".into()),
+        };
+        let unsigned = serde_ipld_dagcbor::to_vec(&map)
+            .map_err(|e| format!("cannot re-encode a label: {e}"))?;
+        let fields = ipld_core::serde::from_ipld(Ipld::Map(map))
+            .map_err(|e| format!("label fields: {e}"))?;
+        Ok(WireLabel {
+            fields,
+            sig,
+            unsigned,
+        })
+    }
 }
 
 /// A checked label, ready to store.
@@ -116,7 +160,7 @@ struct Header {
 #[derive(Deserialize)]
 struct LabelsBody {
     seq: i64,
-    labels: Vec<WireLabel>,
+    labels: Vec<BTreeMap<String, Ipld>>,
 }
 
 #[derive(Deserialize)]
@@ -147,9 +191,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LabelFrame, FrameError> {
     let frame = match (header.op, header.t.as_deref()) {
         (1, Some("#labels")) => {
             let body = LabelsBody::deserialize(&mut de).map_err(body_err)?;
+            let labels = body
+                .labels
+                .into_iter()
+                .map(WireLabel::from_map)
+                .collect::<Result<_, _>>()
+                .map_err(|e| FrameError(format!("body: {e}")))?;
             LabelFrame::Labels {
                 seq: body.seq,
-                labels: body.labels,
+                labels,
             }
         }
         (1, Some("#info")) => LabelFrame::Info {
@@ -168,31 +218,40 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LabelFrame, FrameError> {
     Ok(frame)
 }
 
-/// Checks a label from the stream of labeler `labeler`: `Err` names the skip reason.
-pub(crate) fn check(labeler: &str, wire: WireLabel) -> Result<Label, &'static str> {
-    if wire.src != labeler {
+/// Checks a label from the stream of labeler `labeler`, signed with `key`: `Err` names the
+/// skip reason.
+pub(crate) fn check(
+    labeler: &str,
+    key: &PublicKey,
+    wire: &WireLabel,
+) -> Result<Label, &'static str> {
+    let fields = &wire.fields;
+    if fields.src != labeler {
         return Err(FOREIGN_LABEL_SRC);
     }
-    let subject_ok =
-        (wire.uri.starts_with("at://") || wire.uri.starts_with("did:")) && wire.uri.len() <= 8192;
-    if !subject_ok || wire.val.is_empty() || wire.val.len() > MAX_VAL_BYTES {
+    let subject_ok = (fields.uri.starts_with("at://") || fields.uri.starts_with("did:"))
+        && fields.uri.len() <= 8192;
+    if !subject_ok || fields.val.is_empty() || fields.val.len() > MAX_VAL_BYTES {
         return Err(INVALID_LABEL);
     }
-    let cts = timestamp(&wire.cts).ok_or(INVALID_LABEL)?;
-    let exp = match wire.exp.as_deref() {
+    let cts = timestamp(&fields.cts).ok_or(INVALID_LABEL)?;
+    let exp = match fields.exp.as_deref() {
         None => None,
         Some(exp) => Some(timestamp(exp).ok_or(INVALID_LABEL)?),
     };
+    let sig = wire.sig.as_deref().ok_or(UNSIGNED_LABEL)?;
+    key.verify(&wire.unsigned, sig)
+        .map_err(|_| BAD_LABEL_SIGNATURE)?;
     Ok(Label {
-        src: wire.src,
-        uri: wire.uri,
-        val: wire.val,
-        cid: wire.cid,
-        neg: wire.neg.unwrap_or(false),
+        src: fields.src.clone(),
+        uri: fields.uri.clone(),
+        val: fields.val.clone(),
+        cid: fields.cid.clone(),
+        neg: fields.neg.unwrap_or(false),
         cts,
         exp,
-        ver: wire.ver,
-        sig: wire.sig.map(serde_bytes::ByteBuf::into_vec),
+        ver: fields.ver,
+        sig: Some(sig.to_vec()),
     })
 }
 
@@ -206,12 +265,13 @@ fn timestamp(s: &str) -> Option<DateTime<Utc>> {
 /// later one in the frame on a tie), as the table keeps them. Skips by reason beside them.
 pub(crate) fn prepare(
     labeler: &str,
-    wire: Vec<WireLabel>,
+    key: &PublicKey,
+    wire: &[WireLabel],
 ) -> (Vec<Label>, HashMap<&'static str, i64>) {
     let mut skips: HashMap<&'static str, i64> = HashMap::new();
     let mut newest: HashMap<(String, String, String), Label> = HashMap::new();
     for label in wire {
-        match check(labeler, label) {
+        match check(labeler, key, label) {
             Err(reason) => *skips.entry(reason).or_default() += 1,
             Ok(label) => {
                 let key = (label.src.clone(), label.uri.clone(), label.val.clone());
@@ -306,12 +366,27 @@ async fn connect(
         _ = shutdown.cancelled() => return End::Stop,
         doc = config.resolver.resolve_did(&config.did) => doc,
     };
-    let endpoint = match doc {
+    let doc = match doc {
         Err(e) => return End::Lost(format!("resolving the labeler: {e}")),
-        Ok(doc) => match doc.service_endpoint("atproto_labeler") {
-            Some(endpoint) => endpoint,
-            None => return End::Lost("no #atproto_labeler service in its document".into()),
-        },
+        Ok(doc) => doc,
+    };
+    // Without its endpoint or its key nothing can be read or checked: wait for a document that
+    // names both, fetched afresh on the next try.
+    let found = doc
+        .service_endpoint("atproto_labeler")
+        .ok_or_else(|| "no #atproto_labeler service in its document".to_owned())
+        .and_then(|endpoint| {
+            let key = doc
+                .label_key()
+                .map_err(|e| format!("the labeler's label key: {e}"))?;
+            Ok((endpoint, LabelKey::new(key)))
+        });
+    let (endpoint, key) = match found {
+        Ok(found) => found,
+        Err(reason) => {
+            config.resolver.invalidate(&config.did).await;
+            return End::Lost(reason);
+        }
     };
     let url = match subscribe_url(&endpoint, Some(cursor.unwrap_or(0))) {
         Ok(url) => url,
@@ -329,20 +404,66 @@ async fn connect(
         },
     };
     tracing::info!(labeler = %config.did, %url, "connected to labeler");
-    read(pool, config.did.as_str(), source, cursor, ws, shutdown).await
+    read(pool, config, source, cursor, key, ws, shutdown).await
+}
+
+/// The labeler's `#atproto_label` key as last resolved.
+struct LabelKey {
+    key: PublicKey,
+    resolved: Instant,
+    /// Whether this connection has re-resolved it yet.
+    refreshed: bool,
+}
+
+impl LabelKey {
+    fn new(key: PublicKey) -> LabelKey {
+        LabelKey {
+            key,
+            resolved: Instant::now(),
+            refreshed: false,
+        }
+    }
+
+    /// Whether a failed signature may re-resolve the key now: once per connection, then at
+    /// most every [`KEY_REFRESH_EVERY`].
+    fn may_refresh(&self) -> bool {
+        !self.refreshed || self.resolved.elapsed() >= KEY_REFRESH_EVERY
+    }
+
+    /// Re-resolves the key past the resolver's cache; true if it changed.
+    async fn refresh(&mut self, config: &LabelerConfig) -> Result<bool, String> {
+        self.refreshed = true;
+        self.resolved = Instant::now();
+        let doc = config
+            .resolver
+            .refresh_did(&config.did)
+            .await
+            .map_err(|e| format!("re-resolving the labeler: {e}"))?;
+        let key = doc
+            .label_key()
+            .map_err(|e| format!("the labeler's label key: {e}"))?;
+        let changed = key != self.key;
+        if changed {
+            tracing::info!(labeler = %config.did, key = %key.to_did_key(), "labeler key rotated");
+            self.key = key;
+        }
+        Ok(changed)
+    }
 }
 
 async fn read<S>(
     pool: &PgPool,
-    labeler: &str,
+    config: &LabelerConfig,
     source: &str,
     cursor: &mut Option<i64>,
+    mut key: LabelKey,
     mut ws: tokio_tungstenite::WebSocketStream<S>,
     shutdown: &CancellationToken,
 ) -> End
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let labeler = config.did.as_str();
     let mut keepalive = KeepAlive::new();
     loop {
         let bytes = match keepalive.next(&mut ws, shutdown).await {
@@ -371,7 +492,20 @@ where
                 if cursor.is_some_and(|at| seq <= at) {
                     continue;
                 }
-                let (labels, skips) = prepare(labeler, labels);
+                let (mut checked, mut skips) = prepare(labeler, &key.key, &labels);
+                if skips.contains_key(BAD_LABEL_SIGNATURE) && key.may_refresh() {
+                    let refreshed = tokio::select! {
+                        _ = shutdown.cancelled() => return End::Stop,
+                        refreshed = key.refresh(config) => refreshed,
+                    };
+                    match refreshed {
+                        Ok(true) => (checked, skips) = prepare(labeler, &key.key, &labels),
+                        Ok(false) => {}
+                        // Unsure whether the key changed: keep the frame for a later try.
+                        Err(reason) => return End::Lost(reason),
+                    }
+                }
+                let labels = checked;
                 match store::apply_labels(pool, source, seq, &labels, &skips).await {
                     Ok(()) => *cursor = Some(seq),
                     Err(e) if e.is_transient() => return End::Lost(format!("{:#}", e)),

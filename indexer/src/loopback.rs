@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use plyr_identity::{Resolver, ResolverConfig};
+use plyr_repo::PublicKey;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -118,16 +119,24 @@ impl Loopback {
         lock(&self.world.docs).insert(did.to_owned(), doc);
     }
 
-    /// Serves a labeler's document: its `#atproto_labeler` service at `endpoint`.
-    pub(crate) fn set_labeler_doc(&self, did: &str, endpoint: &str) {
+    /// Serves a labeler's document: its `#atproto_labeler` service at `endpoint` and, if given,
+    /// its `#atproto_label` key.
+    pub(crate) fn set_labeler_doc(&self, did: &str, endpoint: &str, key: Option<&PublicKey>) {
+        let methods: Vec<Value> = key
+            .map(|key| {
+                let did_key = key.to_did_key();
+                json!({
+                    "id": format!("{did}#atproto_label"), "type": "Multikey", "controller": did,
+                    "publicKeyMultibase": did_key.trim_start_matches("did:key:"),
+                })
+            })
+            .into_iter()
+            .collect();
         let doc = json!({
             "@context": ["https://www.w3.org/ns/did/v1"],
             "id": did,
             "alsoKnownAs": [],
-            "verificationMethod": [{
-                "id": format!("{did}#atproto_label"), "type": "Multikey", "controller": did,
-                "publicKeyMultibase": KEY_A,
-            }],
+            "verificationMethod": methods,
             "service": [{
                 "id": "#atproto_labeler", "type": "AtprotoLabeler",
                 "serviceEndpoint": endpoint.trim_end_matches('/'),

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::car::write_car;
 use crate::commit::sign_commit;
-use crate::crypto::PublicKey;
+use crate::crypto::{PublicKey, sign_k256};
 use crate::data_model::{DataModelError, cid_for_cbor, json_to_cbor};
 use crate::frame::{Action, CommitEvent, Frame, RepoOp, SyncEvent, encode_frame};
 use crate::mst::{Change, Mst, MstError, invert};
@@ -59,6 +59,34 @@ pub enum Write {
         /// `collection/rkey`.
         path: String,
     },
+}
+
+/// A secp256k1 key that signs as ATProto does (sha256, 64-byte compact low-S): for what tests
+/// and benchmarks must sign outside a repository, such as a labeler's labels.
+pub struct Signer {
+    secret: secp256k1::SecretKey,
+}
+
+impl Signer {
+    /// A signer with the 32-byte secp256k1 `secret`.
+    pub fn new(secret: [u8; 32]) -> Result<Self, BuildError> {
+        secp256k1::SecretKey::from_byte_array(secret)
+            .map(|secret| Signer { secret })
+            .map_err(|_| BuildError::InvalidSecret)
+    }
+
+    /// The public half, to publish in a DID document.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::K256(secp256k1::PublicKey::from_secret_key(
+            secp256k1::SECP256K1,
+            &self.secret,
+        ))
+    }
+
+    /// The signature of `msg`.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        sign_k256(&self.secret, msg)
+    }
 }
 
 /// An in-memory repository signed with a secp256k1 key.

@@ -95,8 +95,6 @@ pub(crate) fn sign_commit(
     rev: &str,
     secret: &secp256k1::SecretKey,
 ) -> Vec<u8> {
-    use sha2::{Digest as _, Sha256};
-
     let mut map = BTreeMap::from([
         ("did".to_owned(), Ipld::String(did.to_owned())),
         ("version".to_owned(), Ipld::Integer(COMMIT_VERSION)),
@@ -106,10 +104,7 @@ pub(crate) fn sign_commit(
     ]);
     // Strings, an integer and links always encode.
     let unsigned = serde_ipld_dagcbor::to_vec(&map).expect("commit encodes");
-    let digest: [u8; 32] = Sha256::digest(&unsigned).into();
-    let sig = secp256k1::SECP256K1
-        .sign_ecdsa(secp256k1::Message::from_digest(digest), secret)
-        .serialize_compact();
+    let sig = crate::crypto::sign_k256(secret, &unsigned);
     map.insert("sig".to_owned(), Ipld::Bytes(sig.to_vec()));
     serde_ipld_dagcbor::to_vec(&map).expect("commit encodes")
 }

@@ -171,6 +171,16 @@ impl PublicKey {
     }
 }
 
+/// Signs `msg` as ATProto does: ECDSA over sha256(`msg`) with a secp256k1 key, as a 64-byte
+/// compact low-S signature (libsecp256k1 always normalizes S).
+#[cfg(any(test, feature = "builder"))]
+pub(crate) fn sign_k256(secret: &secp256k1::SecretKey, msg: &[u8]) -> [u8; SIGNATURE_LEN] {
+    let digest: [u8; 32] = Sha256::digest(msg).into();
+    secp256k1::SECP256K1
+        .sign_ecdsa(secp256k1::Message::from_digest(digest), secret)
+        .serialize_compact()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,7 @@ mod repo;
 mod verify;
 
 #[cfg(feature = "builder")]
-pub use builder::{BuildError, RepoBuilder, Write};
+pub use builder::{BuildError, RepoBuilder, Signer, Write};
 pub use car::{Car, CarError, CarLimits, read_car};
 pub use cid::Cid;
 pub use commit::Commit;

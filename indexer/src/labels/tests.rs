@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use plyr_identity::Did;
+use plyr_repo::{Signer, parse_did_key};
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -23,6 +24,16 @@ const LABELER: &str = "did:plc:labeler2ggjmksahdcvelwfy";
 const OTHER: &str = "did:plc:other2ggjmksahdcvelwfyzu";
 const TRACK: &str = "at://did:plc:alice2ggjmksahdcvelwfyzu/fm.plyr.track/3kabc";
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The test labeler's key: its document's `#atproto_label`, and what `labels_frame` signs with.
+fn labeler_key() -> Signer {
+    Signer::new([0x42; 32]).expect("key")
+}
+
+/// A key the labeler's document does not name.
+fn other_key() -> Signer {
+    Signer::new([0x43; 32]).expect("key")
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -61,7 +72,20 @@ struct TestLabel {
     cts: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     exp: Option<String>,
-    sig: serde_bytes::ByteBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sig: Option<serde_bytes::ByteBuf>,
+}
+
+impl TestLabel {
+    /// Signed as a labeler signs: over the DAG-CBOR of the label without `sig`.
+    fn signed_by(self, key: &Signer) -> TestLabel {
+        let unsigned = TestLabel { sig: None, ..self };
+        let bytes = serde_ipld_dagcbor::to_vec(&unsigned).expect("label encodes");
+        TestLabel {
+            sig: Some(serde_bytes::ByteBuf::from(key.sign(&bytes).to_vec())),
+            ..unsigned
+        }
+    }
 }
 
 fn label(src: &str, uri: &str, val: &str, cts: &str) -> TestLabel {
@@ -73,7 +97,7 @@ fn label(src: &str, uri: &str, val: &str, cts: &str) -> TestLabel {
         neg: false,
         cts: cts.to_owned(),
         exp: None,
-        sig: serde_bytes::ByteBuf::from(vec![7u8; 64]),
+        sig: None,
     }
 }
 
@@ -83,13 +107,35 @@ fn encode(op: i64, t: Option<&str>, body: &impl Serialize) -> Vec<u8> {
     out
 }
 
+/// A `#labels` frame whose unsigned labels are signed with [`labeler_key`].
 fn labels_frame(seq: i64, labels: &[TestLabel]) -> Vec<u8> {
+    let key = labeler_key();
+    let signed: Vec<TestLabel> = labels
+        .iter()
+        .map(|l| match l.sig {
+            Some(_) => l.clone(),
+            None => l.clone().signed_by(&key),
+        })
+        .collect();
+    raw_labels_frame(seq, &signed)
+}
+
+/// A `#labels` frame with the labels as they are (unsigned ones stay unsigned).
+fn raw_labels_frame(seq: i64, labels: &[TestLabel]) -> Vec<u8> {
     #[derive(Serialize)]
     struct Body<'a> {
         seq: i64,
         labels: &'a [TestLabel],
     }
     encode(1, Some("#labels"), &Body { seq, labels })
+}
+
+/// The one label of a `#labels` frame.
+fn wire(frame: &[u8]) -> WireLabel {
+    match decode(frame).expect("decodes") {
+        LabelFrame::Labels { mut labels, .. } if labels.len() == 1 => labels.remove(0),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn info_frame(name: &str) -> Vec<u8> {
@@ -109,7 +155,7 @@ fn frames_decode() {
         LabelFrame::Labels { seq, labels } => {
             assert_eq!(seq, 5);
             assert_eq!(labels.len(), 1);
-            assert_eq!(labels[0].val, "!takedown");
+            assert_eq!(labels[0].fields.val, "!takedown");
             assert_eq!(labels[0].sig.as_ref().map(|s| s.len()), Some(64));
         }
         other => panic!("{other:?}"),
@@ -157,17 +203,13 @@ fn frames_decode() {
 
 #[test]
 fn labels_are_checked() {
-    let good = |l: TestLabel| -> WireLabel {
-        let frame = labels_frame(1, &[l]);
-        match decode(&frame).expect("decodes") {
-            LabelFrame::Labels { mut labels, .. } => labels.remove(0),
-            other => panic!("{other:?}"),
-        }
-    };
+    let key = labeler_key().public_key();
+    let good = |l: TestLabel| wire(&labels_frame(1, &[l]));
     let base = label(LABELER, TRACK, "porn", "2026-01-01T00:00:00Z");
-    let ok = check(LABELER, good(base.clone())).expect("valid");
+    let ok = check(LABELER, &key, &good(base.clone())).expect("valid");
     assert!(!ok.neg);
     assert_eq!(ok.cts.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+    assert_eq!(ok.sig.map(|s| s.len()), Some(64), "the signature is kept");
     let cases: Vec<(TestLabel, &str)> = vec![
         (
             label(OTHER, TRACK, "porn", "2026-01-01T00:00:00Z"),
@@ -195,16 +237,67 @@ fn labels_are_checked() {
         ),
     ];
     for (l, reason) in cases {
-        assert_eq!(check(LABELER, good(l)).map(|_| ()), Err(reason));
+        assert_eq!(check(LABELER, &key, &good(l)).map(|_| ()), Err(reason));
+    }
+    // Signatures: none, another key's, one over other bytes, not 64 bytes.
+    let forged = |sig: Vec<u8>| TestLabel {
+        sig: Some(serde_bytes::ByteBuf::from(sig)),
+        ..base.clone()
+    };
+    let other = base.clone().signed_by(&other_key());
+    let moved = TestLabel {
+        val: "!takedown".into(),
+        ..base.clone().signed_by(&labeler_key())
+    };
+    let sig_cases = [
+        (base.clone(), UNSIGNED_LABEL),
+        (other, BAD_LABEL_SIGNATURE),
+        (moved, BAD_LABEL_SIGNATURE),
+        (forged(vec![7; 64]), BAD_LABEL_SIGNATURE),
+        (forged(vec![7; 3]), BAD_LABEL_SIGNATURE),
+    ];
+    for (l, reason) in sig_cases {
+        let got = check(LABELER, &key, &wire(&raw_labels_frame(1, &[l])));
+        assert_eq!(got.map(|_| ()), Err(reason));
+    }
+}
+
+/// Frames and signatures made by the reference implementation's own encoder and keys
+/// (`tests/pds/label-vectors.mjs`), so the bytes checked here are not this crate's.
+#[test]
+fn reference_signed_labels_verify() {
+    #[derive(serde::Deserialize)]
+    struct Vectors {
+        keys: HashMap<String, String>,
+        cases: Vec<Case>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        expect: String,
+        labeler: String,
+        frame: String,
+    }
+    let vectors: Vectors =
+        serde_json::from_str(include_str!("atproto-vectors.json")).expect("vectors parse");
+    assert!(vectors.cases.len() >= 10);
+    for case in vectors.cases {
+        let key = parse_did_key(&vectors.keys[&case.labeler]).expect("did:key");
+        let frame: Vec<u8> = (0..case.frame.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&case.frame[i..i + 2], 16).expect("hex"))
+            .collect();
+        let got = match check(&case.labeler, &key, &wire(&frame)) {
+            Ok(_) => "ok",
+            Err(reason) => reason,
+        };
+        assert_eq!(got, case.expect, "{}", case.name);
     }
 }
 
 #[test]
 fn one_label_per_key_newest_wins() {
-    let wire = |l: TestLabel| match decode(&labels_frame(1, &[l])).expect("decodes") {
-        LabelFrame::Labels { mut labels, .. } => labels.remove(0),
-        other => panic!("{other:?}"),
-    };
+    let wire = |l: TestLabel| wire(&labels_frame(1, &[l]));
     let newer = TestLabel {
         neg: true,
         ..label(LABELER, TRACK, "!hide", "2026-01-02T00:00:00Z")
@@ -212,7 +305,8 @@ fn one_label_per_key_newest_wins() {
     let older = label(LABELER, TRACK, "!hide", "2026-01-01T00:00:00Z");
     let (labels, skips) = prepare(
         LABELER,
-        vec![
+        &labeler_key().public_key(),
+        &[
             wire(newer),
             wire(older),
             wire(label(OTHER, TRACK, "!hide", "2026-01-01T00:00:00Z")),
@@ -432,7 +526,11 @@ async fn hidden(pool: &PgPool) -> Vec<String> {
 async fn labels_ingested_with_cursor_and_resumed_after_reconnect(pool: PgPool) {
     let plc = Loopback::start().await;
     let labeler = Labeler::start().await;
-    plc.set_labeler_doc(LABELER, &labeler.endpoint);
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
     labeler.push(
         1,
         labels_frame(
@@ -522,7 +620,11 @@ async fn labels_ingested_with_cursor_and_resumed_after_reconnect(pool: PgPool) {
 async fn negation_and_expiry_remove_labels(pool: PgPool) {
     let plc = Loopback::start().await;
     let labeler = Labeler::start().await;
-    plc.set_labeler_doc(LABELER, &labeler.endpoint);
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
     let other_track = "at://did:plc:alice2ggjmksahdcvelwfyzu/fm.plyr.track/3kdef";
     labeler.push(
         1,
@@ -590,7 +692,125 @@ async fn labeler_without_endpoint_is_retried(pool: PgPool) {
     );
     let client = Running::start(&pool, &plc);
     wait_for("a document lookup", || async { plc.doc_hits(LABELER) > 0 }).await;
-    plc.set_labeler_doc(LABELER, &labeler.endpoint);
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
+    wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
+    assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
+    client.stop().await;
+    labeler.stop().await;
+    plc.stop().await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn forged_and_unsigned_labels_are_skipped_and_counted(pool: PgPool) {
+    let plc = Loopback::start().await;
+    let labeler = Labeler::start().await;
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
+    let other_track = "at://did:plc:alice2ggjmksahdcvelwfyzu/fm.plyr.track/3kdef";
+    labeler.push(
+        1,
+        raw_labels_frame(
+            1,
+            &[
+                label(LABELER, TRACK, "!takedown", "2026-01-01T00:00:00Z").signed_by(&other_key()),
+                label(LABELER, other_track, "!takedown", "2026-01-01T00:00:00Z"),
+                label(LABELER, TRACK, "porn", "2026-01-01T00:00:00Z").signed_by(&labeler_key()),
+            ],
+        ),
+    );
+    let client = Running::start(&pool, &plc);
+    wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
+    assert_eq!(
+        stored(&pool).await,
+        vec![(TRACK.to_owned(), "porn".to_owned(), false)],
+        "only the label the labeler's key signed"
+    );
+    assert!(hidden(&pool).await.is_empty(), "no forged takedown hides");
+    assert_eq!(skips(&pool, BAD_LABEL_SIGNATURE).await, 1);
+    assert_eq!(skips(&pool, UNSIGNED_LABEL).await, 1);
+    assert_eq!(
+        plc.doc_hits(LABELER),
+        2,
+        "the failed signature re-resolved the key once"
+    );
+    client.stop().await;
+    labeler.stop().await;
+    plc.stop().await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn a_rotated_label_key_is_picked_up_and_the_old_one_no_longer_counts(pool: PgPool) {
+    let plc = Loopback::start().await;
+    let labeler = Labeler::start().await;
+    let (old, new) = (labeler_key(), other_key());
+    plc.set_labeler_doc(LABELER, &labeler.endpoint, Some(&old.public_key()));
+    labeler.push(
+        1,
+        raw_labels_frame(
+            1,
+            &[label(LABELER, TRACK, "porn", "2026-01-01T00:00:00Z").signed_by(&old)],
+        ),
+    );
+    let client = Running::start(&pool, &plc);
+    wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
+    // The labeler rotates its key mid-connection and signs with the new one from then on.
+    plc.set_labeler_doc(LABELER, &labeler.endpoint, Some(&new.public_key()));
+    labeler.push(
+        2,
+        raw_labels_frame(
+            2,
+            &[label(LABELER, TRACK, "!takedown", "2026-01-01T00:00:01Z").signed_by(&new)],
+        ),
+    );
+    wait_for("seq 2", || async { cursor(&pool).await == Some(2) }).await;
+    assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
+    assert_eq!(skips(&pool, BAD_LABEL_SIGNATURE).await, 0);
+    // A label still signed with the old key no longer verifies.
+    labeler.push(
+        3,
+        raw_labels_frame(
+            3,
+            &[label(LABELER, TRACK, "sexual", "2026-01-01T00:00:02Z").signed_by(&old)],
+        ),
+    );
+    wait_for("seq 3", || async { cursor(&pool).await == Some(3) }).await;
+    assert_eq!(skips(&pool, BAD_LABEL_SIGNATURE).await, 1);
+    assert_eq!(stored(&pool).await.len(), 2, "porn and !takedown");
+    client.stop().await;
+    labeler.stop().await;
+    plc.stop().await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn labeler_without_a_label_key_is_retried(pool: PgPool) {
+    // A document with an endpoint but no #atproto_label key: no label could be checked, so the
+    // client waits (retrying) rather than skipping the labeler's history.
+    let plc = Loopback::start().await;
+    let labeler = Labeler::start().await;
+    plc.set_labeler_doc(LABELER, &labeler.endpoint, None);
+    labeler.push(
+        1,
+        labels_frame(1, &[label(LABELER, TRACK, "!hide", "2026-01-01T00:00:00Z")]),
+    );
+    let client = Running::start(&pool, &plc);
+    wait_for("two document lookups", || async {
+        plc.doc_hits(LABELER) >= 2
+    })
+    .await;
+    assert!(labeler.cursors().is_empty(), "no connection without a key");
+    assert_eq!(cursor(&pool).await, None);
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
     wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
     assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
     client.stop().await;
