@@ -318,6 +318,8 @@ enum End {
     Lost(String),
     /// Postgres refused a write for good.
     Failed(crate::StoreError),
+    /// The labeler answered `FutureCursor`: its seqs started over.
+    FutureCursor,
 }
 
 /// Follows `config`'s labeler into `pool` until `shutdown`, resuming from the seq stored under
@@ -338,6 +340,20 @@ pub async fn run_labeler(
         match end {
             End::Stop => return Ok(()),
             End::Failed(e) => return Err(IndexerError::Store(e)),
+            End::FutureCursor => {
+                // Its history is small and replaying it is idempotent (the newest label per
+                // key wins): start over from 0 rather than wait for seqs that may never come.
+                tracing::warn!(labeler = %config.did, ?cursor,
+                    "labeler refused our cursor as a future one: reading its history again");
+                match crate::store::forget_cursor(&pool, &source).await {
+                    Ok(()) => cursor = None,
+                    // The next connection is refused again and retries this.
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "could not forget the labeler cursor");
+                    }
+                    Err(e) => return Err(IndexerError::Store(e)),
+                }
+            }
             End::Lost(reason) => {
                 if started.elapsed() >= HEALTHY_AFTER {
                     backoff = BACKOFF_MIN;
@@ -515,6 +531,7 @@ where
             LabelFrame::Info { name } => {
                 tracing::info!(%labeler, %name, "labeler info");
             }
+            LabelFrame::Error { error } if error == "FutureCursor" => return End::FutureCursor,
             LabelFrame::Error { error } => {
                 return End::Lost(format!("error frame: {error}"));
             }

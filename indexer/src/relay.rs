@@ -63,6 +63,11 @@ impl RelayConfig {
 /// Indexes the relay into `pool` until `shutdown` is cancelled, resolving identities with
 /// `resolver` (documents persisted in `did_doc`) and resyncing broken repos from their PDS with
 /// `sync_client`. Reconnects forever; stops between batches.
+///
+/// A host that keeps answering `FutureCursor` has started its seqs over (a reset, or another
+/// host behind the same name): the stored cursor is forgotten, every tracked repo is marked
+/// desynchronized, and the pipeline starts again from [`RelayConfig::start_cursor`], resyncing
+/// each repo from `getRepo` so the commits the lost seqs carried are not missed.
 pub async fn run_relay(
     pool: PgPool,
     config: RelayConfig,
@@ -71,9 +76,43 @@ pub async fn run_relay(
     shutdown: CancellationToken,
 ) -> Result<(), IndexerError> {
     let cursor_source = config.cursor_source();
-    let stored = store::last_cursor(&pool, &cursor_source).await?;
+    loop {
+        let stopped = run_once(
+            &pool,
+            &config,
+            &cursor_source,
+            resolver.clone(),
+            sync_client.clone(),
+            &shutdown,
+        )
+        .await?;
+        if stopped == source::Stopped::Done || shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let marked = store::restart_relay(
+            &pool,
+            &cursor_source,
+            "relay seqs started over (FutureCursor)",
+        )
+        .await?;
+        tracing::warn!(source = %cursor_source, resync = marked,
+                       "relay refused our cursor as a future one: starting over without it");
+    }
+}
+
+/// One run of the pipeline, from the stored cursor until shutdown or a `FutureCursor` stop.
+/// Everything the reader forwarded is committed before it returns.
+async fn run_once(
+    pool: &PgPool,
+    config: &RelayConfig,
+    cursor_source: &str,
+    resolver: Resolver,
+    sync_client: SyncClient,
+    shutdown: &CancellationToken,
+) -> Result<source::Stopped, IndexerError> {
+    let stored = store::last_cursor(pool, cursor_source).await?;
     let start = stored.or(config.start_cursor);
-    let states = store::repo_states(&pool).await?;
+    let states = store::repo_states(pool).await?;
     tracing::info!(source = %cursor_source, cursor = ?start, tracked = states.len(),
                    "relay indexer starting");
     let directory = Directory::new(pool.clone(), resolver);
@@ -115,13 +154,23 @@ pub async fn run_relay(
         committed_rx,
         stop.clone(),
     ));
-    let written = writer::run(pool, cursor_source, events_rx, committed_tx, shutdown).await;
+    // A reader that stops closes the frame channel; the pipeline then drains into the writer,
+    // which commits the rest and returns when its channel closes.
+    let written = writer::run(
+        pool.clone(),
+        cursor_source.to_owned(),
+        events_rx,
+        committed_tx,
+        shutdown.clone(),
+    )
+    .await;
     stop.cancel();
     let read = reader.await;
     let piped = pipeline.await;
     written?;
-    read.map_err(IndexerError::Reader)?;
-    piped.map_err(IndexerError::Pipeline)
+    let stopped = read.map_err(IndexerError::Reader)?;
+    piped.map_err(IndexerError::Pipeline)?;
+    Ok(stopped)
 }
 
 /// Benchmarks only (`benches/relay.rs`), not a stable API: decodes `frames` (`#commit`s) and

@@ -27,7 +27,7 @@ pub(crate) use blobs::{
 };
 pub(crate) use did_doc::{fresh_did_doc, upsert_did_doc};
 pub(crate) use identity::{DueIdentity, identity_due, record_identity};
-pub(crate) use repos::{RepoState, repo_states};
+pub(crate) use repos::{RepoState, repo_states, restart_relay};
 pub(crate) use snapshot::{
     Discovery, Snapshot, apply_snapshot, count_rejection, discovery, pending_repos, queue_counts,
     repo_done, repo_failed, requeue, save_page,
@@ -100,6 +100,20 @@ pub(crate) async fn last_cursor(pool: &PgPool, source: &str) -> Result<Option<i6
         .fetch_optional(pool)
         .await
         .map_err(StoreError::at("reading the cursor"))
+}
+
+/// Forgets `source`'s cursor: the host answered `FutureCursor`, so its seqs started over (a
+/// reset host, or another host behind the same name) and the stored one means nothing there.
+pub(crate) async fn forget_cursor<'e, E>(db: E, source: &str) -> Result<(), StoreError>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query("delete from consumer_cursor where source = $1")
+        .bind(source)
+        .execute(db)
+        .await
+        .map_err(StoreError::at("forgetting the cursor"))?;
+    Ok(())
 }
 
 /// Applies the plan and moves `source`'s cursor, all in one transaction.

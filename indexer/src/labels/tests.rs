@@ -385,6 +385,11 @@ impl Labeler {
         self.kick.send_modify(|n| *n += 1);
     }
 
+    /// The labeler starts its seqs over (a rebuilt labeler): its log is gone.
+    fn start_over(&self) {
+        self.log.send_modify(Vec::clear);
+    }
+
     fn cursors(&self) -> Vec<Option<i64>> {
         lock(&self.cursors).clone()
     }
@@ -435,6 +440,23 @@ async fn accept_loop(
             assert_eq!(asked.0, "/xrpc/com.atproto.label.subscribeLabels");
             lock(&cursors).push(asked.1);
             kick.borrow_and_update();
+            let last = log.borrow().last().map_or(0, |(seq, _)| *seq);
+            if asked.1.is_some_and(|cursor| cursor > last) {
+                #[derive(Serialize)]
+                struct Error<'a> {
+                    error: &'a str,
+                }
+                let frame = encode(
+                    -1,
+                    None,
+                    &Error {
+                        error: "FutureCursor",
+                    },
+                );
+                let _ = ws.send(Message::Binary(frame.into())).await;
+                let _ = ws.close(None).await;
+                return;
+            }
             let mut sent = asked.1.unwrap_or(0);
             loop {
                 let pending: Vec<(i64, Vec<u8>)> = log
@@ -814,6 +836,55 @@ async fn labeler_without_a_label_key_is_retried(pool: PgPool) {
     wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
     assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
     client.stop().await;
+    labeler.stop().await;
+    plc.stop().await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn a_labeler_whose_seqs_started_over_is_read_again_from_the_start(pool: PgPool) {
+    let plc = Loopback::start().await;
+    let labeler = Labeler::start().await;
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
+    labeler.push(
+        3,
+        labels_frame(3, &[label(LABELER, TRACK, "porn", "2026-01-01T00:00:00Z")]),
+    );
+    let client = Running::start(&pool, &plc);
+    wait_for("seq 3", || async { cursor(&pool).await == Some(3) }).await;
+    client.stop().await;
+
+    // Rebuilt, the labeler numbers its history from 1 again; our stored 3 is in its future.
+    labeler.start_over();
+    labeler.push(
+        1,
+        labels_frame(
+            1,
+            &[TestLabel {
+                neg: true,
+                ..label(LABELER, TRACK, "porn", "2026-01-02T00:00:00Z")
+            }],
+        ),
+    );
+    let client = Running::start(&pool, &plc);
+    wait_for("seq 1 of the new history", || async {
+        cursor(&pool).await == Some(1)
+    })
+    .await;
+    client.stop().await;
+    assert_eq!(
+        labeler.cursors(),
+        vec![Some(0), Some(3), Some(0)],
+        "refused once, then from the start"
+    );
+    assert_eq!(
+        stored(&pool).await,
+        vec![(TRACK.to_owned(), "porn".to_owned(), true)],
+        "the new history applied"
+    );
     labeler.stop().await;
     plc.stop().await;
 }

@@ -24,6 +24,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// `FutureCursor` answers in a row before the reader gives the cursor up: one could come from
+/// a host behind a load balancer that lags its peers; several mean the seqs started over.
+const FUTURE_CURSOR_STRIKES: u32 = 3;
 /// Largest websocket message read. Frames over the spec's 5 MB are refused by `decode_frame`
 /// as a counted skip; a message over this cap would drop the connection, and the replay would
 /// hit it again, so the margin is wide.
@@ -63,6 +66,18 @@ enum End {
     Stop,
     /// The connection failed, closed or sent an error frame: reconnect.
     Lost(String),
+    /// The host answered `FutureCursor`: it has no such seq.
+    FutureCursor(String),
+}
+
+/// Why the reader stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stopped {
+    /// Shutdown, or the pipeline went away.
+    Done,
+    /// The host kept answering `FutureCursor` for our cursor: its seqs started over, and only
+    /// a restart without the cursor (and a resync of every repo) can go on.
+    FutureCursor,
 }
 
 /// The reader's state across connections.
@@ -78,13 +93,14 @@ struct Reader {
     frames: mpsc::Sender<Input>,
 }
 
-/// Reads the relay until `shutdown` or until the pipeline stops taking frames.
+/// Reads the relay until `shutdown`, until the pipeline stops taking frames, or until the host
+/// keeps refusing the cursor as a future one.
 pub(super) async fn run(
     config: ReaderConfig,
     tracked: HashSet<String>,
     frames: mpsc::Sender<Input>,
     shutdown: CancellationToken,
-) {
+) -> Stopped {
     let mut reader = Reader {
         last_seq: config.start,
         config,
@@ -92,6 +108,7 @@ pub(super) async fn run(
         frames,
     };
     let mut backoff = BACKOFF_MIN;
+    let mut strikes = 0;
     loop {
         let started = Instant::now();
         let end = match super::subscribe_url(&reader.config.url, reader.last_seq) {
@@ -99,8 +116,17 @@ pub(super) async fn run(
             Ok(url) => reader.connect(&url, &shutdown).await,
         };
         match end {
-            End::Stop => return,
+            End::Stop => return Stopped::Done,
+            End::FutureCursor(reason) => {
+                strikes += 1;
+                tracing::warn!(%reason, cursor = ?reader.last_seq, strikes,
+                               "relay refused the cursor as a future one");
+                if strikes >= FUTURE_CURSOR_STRIKES {
+                    return Stopped::FutureCursor;
+                }
+            }
             End::Lost(reason) => {
+                strikes = 0;
                 if started.elapsed() >= HEALTHY_AFTER {
                     backoff = BACKOFF_MIN;
                 }
@@ -108,7 +134,7 @@ pub(super) async fn run(
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Stopped::Done,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -229,11 +255,15 @@ impl Reader {
                 return Ok(None);
             }
             Frame::Error(error) => {
-                return Err(End::Lost(format!(
+                let reason = format!(
                     "error frame {}: {}",
                     error.error,
                     error.message.unwrap_or_default()
-                )));
+                );
+                return Err(match error.error.as_str() {
+                    "FutureCursor" => End::FutureCursor(reason),
+                    _ => End::Lost(reason),
+                });
             }
             Frame::Unknown { op, t } => {
                 let skip = Skip::new(UNKNOWN_KIND, format!("op {op} t {t:?}"));

@@ -378,6 +378,12 @@ impl Firehose {
         self.log.send_modify(|log| log.push((seq, frame)));
     }
 
+    /// The host starts its seqs over, as a reset relay does: its log is gone.
+    fn start_over(&mut self) {
+        self.log.send_modify(Vec::clear);
+        self.next_seq = 1;
+    }
+
     fn take_seq(&mut self) -> i64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -482,7 +488,20 @@ async fn serve(
     stop: CancellationToken,
 ) {
     kick.borrow_and_update();
-    let mut sent = cursor.unwrap_or_else(|| log.borrow().last().map_or(0, |(seq, _)| *seq));
+    let last = log.borrow().last().map_or(0, |(seq, _)| *seq);
+    if cursor.is_some_and(|cursor| cursor > last) {
+        // As the reference PDS answers a cursor past its sequence.
+        let error = ErrorEvent {
+            error: "FutureCursor".to_owned(),
+            message: Some("Cursor in the future.".to_owned()),
+        };
+        let _ = ws
+            .send(Message::Binary(encode(-1, None, &error).into()))
+            .await;
+        let _ = ws.close(None).await;
+        return;
+    }
+    let mut sent = cursor.unwrap_or(last);
     loop {
         let pending: Vec<(i64, Vec<u8>)> = log
             .borrow_and_update()
@@ -880,6 +899,65 @@ async fn new_repos_rotated_keys_reconnects_and_restarts(pool: PgPool) {
         1,
         "one resync, when carol became tracked"
     );
+
+    hose.stop().await;
+    net.stop().await;
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn a_host_whose_seqs_started_over_is_followed_again_and_every_repo_resynced(pool: PgPool) {
+    let net = Net::start().await;
+    let mut hose = Firehose::start().await;
+    let mut dave = Account::new("dave", 0x44);
+    net.publish_doc(&dave);
+    let (t1, t2, t3) = (tid(7001), tid(7002), tid(7003));
+    hose.push(&dave.commit(vec![track(&t1, "Before the reset")]));
+    hose.push(&dave.commit(vec![post(&tid(7))]));
+    let before = hose.push(&dave.commit(vec![post(&tid(8))]));
+    net.publish_car(&dave);
+    let indexer = Indexer::start(&pool, &net, &hose, Some(0));
+    wait_for("the first run", || cursor_reached(&pool, &hose, before)).await;
+    indexer.stop().await;
+    let repo_hits = net.repo_hits(&dave.did);
+
+    // The host is reset: its log is gone and its seqs start over. Dave's commit made meanwhile
+    // is on no stream we will see (only his repo has it), and nothing of his follows it.
+    hose.start_over();
+    dave.commit(vec![track(&t2, "Lost in the gap")]);
+    net.publish_car(&dave);
+    let mut erin = Account::new("erin", 0x45);
+    net.publish_doc(&erin);
+    let after = hose.push(&erin.commit(vec![track(&t3, "After the reset")]));
+    net.publish_car(&erin);
+    assert!(after < before);
+
+    let indexer = Indexer::start(&pool, &net, &hose, Some(0));
+    wait_for("the commit after the reset", || async {
+        title(&pool, &erin.uri("track", &t3)).await.is_some()
+    })
+    .await;
+    wait_for("dave's resync", || synced_at(&pool, &dave)).await;
+    wait_for("the new cursor", || async {
+        last_cursor(&pool, &source(&hose)).await.ok().flatten() == Some(after)
+    })
+    .await;
+    indexer.stop().await;
+    assert_eq!(
+        hose.cursors()[1..],
+        [Some(before), Some(before), Some(before), Some(0)],
+        "three refusals, then the configured start"
+    );
+    assert_eq!(
+        title(&pool, &dave.uri("track", &t2)).await.as_deref(),
+        Some("Lost in the gap"),
+        "every tracked repo was resynced, so the commit the lost seqs carried is found"
+    );
+    assert_eq!(
+        title(&pool, &dave.uri("track", &t1)).await.as_deref(),
+        Some("Before the reset")
+    );
+    assert!(net.repo_hits(&dave.did) > repo_hits, "dave was resynced");
+    assert_eq!(skips(&pool).await, HashMap::new(), "nothing rejected");
 
     hose.stop().await;
     net.stop().await;

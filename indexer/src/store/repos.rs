@@ -64,6 +64,33 @@ pub(super) async fn advance_repos(
     Ok(())
 }
 
+/// After a relay's `FutureCursor`: forgets its cursor and marks every tracked repo
+/// desynchronized, in one transaction, so the next start resyncs each from `getRepo` and
+/// nothing committed in the gap the lost seqs hid is missed.
+pub(crate) async fn restart_relay(
+    pool: &PgPool,
+    source: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(StoreError::at("beginning a transaction"))?;
+    super::forget_cursor(&mut *tx, source).await?;
+    let marked = sqlx::query(
+        "update repo_state set status = 'desynchronized', reason = $1, updated_at = now()",
+    )
+    .bind(reason)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::at("marking every repo desynchronized"))?
+    .rows_affected();
+    tx.commit()
+        .await
+        .map_err(StoreError::at("committing the relay restart"))?;
+    Ok(marked)
+}
+
 /// Marks repos desynchronized, each unless its stored rev already reached the rev that exposed
 /// the break (a resync that committed before this batch).
 pub(super) async fn mark_desynchronized(
