@@ -8,7 +8,7 @@
 //! are the label map as received minus `sig`, re-encoded, so fields this client does not know
 //! still count. A signature that fails is checked once more against a freshly resolved key (the
 //! labeler may have rotated it); labels signed by a key the document no longer names are
-//! skipped, as the spec asks labelers to re-sign after a rotation.
+//! counted skips, like forged ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
