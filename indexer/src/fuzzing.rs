@@ -1,5 +1,6 @@
 //! Entry points for the fuzz targets in `fuzz/` (hidden from the docs): the pure parts of the
-//! Jetstream path, so a fuzzer reaches validation and folding without a socket or database.
+//! Jetstream path and of the label stream, so a fuzzer reaches validation, folding and label
+//! checks without a socket or database.
 
 use std::sync::OnceLock;
 
@@ -25,4 +26,30 @@ pub fn fuzz_jetstream_event(bytes: &[u8]) -> Vec<&'static str> {
             std::iter::repeat_n(*reason, usize::try_from(tally.count).unwrap_or(0))
         })
         .collect()
+}
+
+/// Decodes one `subscribeLabels` frame and checks each of its labels as the label client does,
+/// with `key` as the labeler's key and the first label's `src` as the labeler (so the checks
+/// past `src` are reached). `Err` is a frame the client counts as malformed; `Ok` holds each
+/// label's outcome, `"ok"` or its skip reason. Any input must come back here rather than panic.
+#[doc(hidden)]
+pub fn fuzz_label_frame(
+    bytes: &[u8],
+    key: &plyr_repo::PublicKey,
+) -> Result<Vec<&'static str>, String> {
+    match crate::labels::decode(bytes).map_err(|e| e.to_string())? {
+        crate::labels::LabelFrame::Labels { labels, .. } => {
+            let Some(labeler) = labels.first().map(|l| l.fields.src.clone()) else {
+                return Ok(Vec::new());
+            };
+            Ok(labels
+                .iter()
+                .map(|label| match crate::labels::check(&labeler, key, label) {
+                    Ok(_) => "ok",
+                    Err(reason) => reason,
+                })
+                .collect())
+        }
+        _ => Ok(Vec::new()),
+    }
 }

@@ -79,7 +79,7 @@ pub use relay::{RelayConfig, run_relay};
 pub use takedown::{SubjectError, TakedownSubject, takedown};
 
 #[doc(hidden)]
-pub use fuzzing::fuzz_jetstream_event;
+pub use fuzzing::{fuzz_jetstream_event, fuzz_label_frame};
 #[doc(hidden)]
 pub use relay::bench_verify_stage;
 pub use source::JetstreamConfig;
