@@ -200,6 +200,11 @@ pub async fn trending(
 /// Tracks by their likes since `since` (active likers, one like per actor and track), each
 /// weighing 1, or growing with a `half_life` as [`trending`] explains; the score is the sum
 /// of weights in millionths. Reads migration 0009's like-time index.
+///
+/// The scores are ranked (after the cursor) before any track is joined, so only the page's
+/// tracks and the few hidden ones among them are fetched: joining first made Postgres fetch
+/// and filter every liked track before its top-N sort (622 ms against 237 ms for a day of
+/// 86k likes on the load bench's data).
 async fn recent_likes(
     db: &PgPool,
     since: DateTime<Utc>,
@@ -217,14 +222,17 @@ async fn recent_likes(
            floor(sum(case when $2::float8 is null then 1 else power(2::float8, \
                  least(extract(epoch from created_at - $1)::float8 / $2, 40)) end) * 1000000) \
              ::bigint as score \
-           from pairs group by subject_uri) \
+           from pairs group by subject_uri), \
+         ranked as (select subject_uri, score from recent \
+           where (score, subject_uri) < (coalesce($5, 9223372036854775807), coalesce($6, '')) \
+           order by score desc, subject_uri desc) \
          select ",
         track_columns!(),
-        ", r.score from recent r join track t on t.uri = r.subject_uri",
+        ", r.score from ranked r join track t on t.uri = r.subject_uri",
         track_joins!(),
-        "where (r.score, t.uri) < (coalesce($5, 9223372036854775807), coalesce($6, '')) ",
+        "where true ",
         without_labels!("$3"),
-        " order by r.score desc, t.uri desc limit $4"
+        " order by r.score desc, r.subject_uri desc limit $4"
     ))
     .bind(since)
     .bind(half_life_secs)
