@@ -36,6 +36,16 @@ fn text(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A CBOR map of the given keys and already-encoded values (fewer than 24 entries).
+fn map(entries: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
+    let mut out = vec![0xa0 | u8::try_from(entries.len()).expect("short")];
+    for (key, value) in entries {
+        out.extend(text(key));
+        out.extend_from_slice(value);
+    }
+    out
+}
+
 /// A `#labels` frame whose body is `{seq: 1, labels: [<label>]}`, the label as raw CBOR.
 fn frame_with_label(label: &[u8]) -> Vec<u8> {
     let mut out = vec![0xa2];
@@ -61,29 +71,18 @@ fn reference_signed_frames_pass() {
 #[test]
 fn hostile_frames_are_refused_or_skipped() {
     let (good_frame, key) = good();
-    let mut deep = vec![0xa1];
-    deep.extend(text(b"x"));
-    deep.extend(std::iter::repeat_n(0x81, 100_000));
-    deep.push(0x01);
-    let mut bad_utf8 = vec![0xa1];
-    bad_utf8.extend(text(b"src"));
-    bad_utf8.extend([0x62, 0xff, 0xfe]);
-    let mut sig_as_text = vec![0xa1];
-    sig_as_text.extend(text(b"sig"));
-    sig_as_text.extend(text(b"AAAA"));
-    let mut val_as_int = vec![0xa5];
-    for (k, v) in [
-        (&b"src"[..], &b"did:plc:x"[..]),
-        (b"uri", b"did:plc:y"),
-        (b"cts", b"2026-01-01T00:00:00Z"),
-    ] {
-        val_as_int.extend(text(k));
-        val_as_int.extend(text(v));
-    }
-    val_as_int.extend(text(b"val"));
-    val_as_int.push(0x07);
-    val_as_int.extend(text(b"ver"));
-    val_as_int.push(0x01);
+    let mut nested = vec![0x81; 100_000];
+    nested.push(0x01);
+    let deep = map(&[(b"x", nested)]);
+    let bad_utf8 = map(&[(b"src", vec![0x62, 0xff, 0xfe])]);
+    let sig_as_text = map(&[(b"sig", text(b"AAAA"))]);
+    let val_as_int = map(&[
+        (b"src", text(b"did:plc:x")),
+        (b"uri", text(b"did:plc:y")),
+        (b"cts", text(b"2026-01-01T00:00:00Z")),
+        (b"val", vec![0x07]),
+        (b"ver", vec![0x01]),
+    ]);
     let mut trailing = good_frame.clone();
     trailing.push(0x00);
     let mut oversized = good_frame.clone();
@@ -133,18 +132,13 @@ fn hostile_labels_are_counted_skips() {
         );
     }
     // A well-formed label with SQL in its value and a tricky subject: judged, not run.
-    let mut label = vec![0xa5];
-    for (k, val) in [
-        (&b"src"[..], &b"did:plc:x"[..]),
-        (b"uri", b"at://../../etc"),
-        (b"cts", b"2026-01-01T00:00:00Z"),
-        (b"val", b"'; drop table--"),
-    ] {
-        label.extend(text(k));
-        label.extend(text(val));
-    }
-    label.extend(text(b"ver"));
-    label.push(0x01);
+    let label = map(&[
+        (b"src", text(b"did:plc:x")),
+        (b"uri", text(b"at://../../etc")),
+        (b"cts", text(b"2026-01-01T00:00:00Z")),
+        (b"val", text(b"'; drop table--")),
+        (b"ver", vec![0x01]),
+    ]);
     assert_eq!(
         fuzz_label_frame(&frame_with_label(&label), &key),
         Ok(vec!["unsigned_label"])

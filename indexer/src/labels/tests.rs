@@ -513,6 +513,25 @@ impl Running {
     }
 }
 
+/// A loopback PLC and a scripted labeler whose document names its endpoint and
+/// [`labeler_key`].
+async fn published_labeler() -> (Loopback, Labeler) {
+    let plc = Loopback::start().await;
+    let labeler = Labeler::start().await;
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
+    (plc, labeler)
+}
+
+async fn stop_all(client: Running, labeler: Labeler, plc: Loopback) {
+    client.stop().await;
+    labeler.stop().await;
+    plc.stop().await;
+}
+
 async fn cursor(pool: &PgPool) -> Option<i64> {
     crate::store::last_cursor(pool, &cursor_source(LABELER))
         .await
@@ -546,13 +565,7 @@ async fn hidden(pool: &PgPool) -> Vec<String> {
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn labels_ingested_with_cursor_and_resumed_after_reconnect(pool: PgPool) {
-    let plc = Loopback::start().await;
-    let labeler = Labeler::start().await;
-    plc.set_labeler_doc(
-        LABELER,
-        &labeler.endpoint,
-        Some(&labeler_key().public_key()),
-    );
+    let (plc, labeler) = published_labeler().await;
     labeler.push(
         1,
         labels_frame(
@@ -640,13 +653,7 @@ async fn labels_ingested_with_cursor_and_resumed_after_reconnect(pool: PgPool) {
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn negation_and_expiry_remove_labels(pool: PgPool) {
-    let plc = Loopback::start().await;
-    let labeler = Labeler::start().await;
-    plc.set_labeler_doc(
-        LABELER,
-        &labeler.endpoint,
-        Some(&labeler_key().public_key()),
-    );
+    let (plc, labeler) = published_labeler().await;
     let other_track = "at://did:plc:alice2ggjmksahdcvelwfyzu/fm.plyr.track/3kdef";
     labeler.push(
         1,
@@ -697,9 +704,7 @@ async fn negation_and_expiry_remove_labels(pool: PgPool) {
         stored(&pool).await[0],
         (TRACK.to_owned(), "!takedown".to_owned(), true)
     );
-    client.stop().await;
-    labeler.stop().await;
-    plc.stop().await;
+    stop_all(client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
@@ -721,20 +726,12 @@ async fn labeler_without_endpoint_is_retried(pool: PgPool) {
     );
     wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
     assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
-    client.stop().await;
-    labeler.stop().await;
-    plc.stop().await;
+    stop_all(client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn forged_and_unsigned_labels_are_skipped_and_counted(pool: PgPool) {
-    let plc = Loopback::start().await;
-    let labeler = Labeler::start().await;
-    plc.set_labeler_doc(
-        LABELER,
-        &labeler.endpoint,
-        Some(&labeler_key().public_key()),
-    );
+    let (plc, labeler) = published_labeler().await;
     let other_track = "at://did:plc:alice2ggjmksahdcvelwfyzu/fm.plyr.track/3kdef";
     labeler.push(
         1,
@@ -762,9 +759,7 @@ async fn forged_and_unsigned_labels_are_skipped_and_counted(pool: PgPool) {
         2,
         "the failed signature re-resolved the key once"
     );
-    client.stop().await;
-    labeler.stop().await;
-    plc.stop().await;
+    stop_all(client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
@@ -805,9 +800,7 @@ async fn a_rotated_label_key_is_picked_up_and_the_old_one_no_longer_counts(pool:
     wait_for("seq 3", || async { cursor(&pool).await == Some(3) }).await;
     assert_eq!(skips(&pool, BAD_LABEL_SIGNATURE).await, 1);
     assert_eq!(stored(&pool).await.len(), 2, "porn and !takedown");
-    client.stop().await;
-    labeler.stop().await;
-    plc.stop().await;
+    stop_all(client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
@@ -835,20 +828,12 @@ async fn labeler_without_a_label_key_is_retried(pool: PgPool) {
     );
     wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
     assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
-    client.stop().await;
-    labeler.stop().await;
-    plc.stop().await;
+    stop_all(client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn a_labeler_whose_seqs_started_over_is_read_again_from_the_start(pool: PgPool) {
-    let plc = Loopback::start().await;
-    let labeler = Labeler::start().await;
-    plc.set_labeler_doc(
-        LABELER,
-        &labeler.endpoint,
-        Some(&labeler_key().public_key()),
-    );
+    let (plc, labeler) = published_labeler().await;
     labeler.push(
         3,
         labels_frame(3, &[label(LABELER, TRACK, "porn", "2026-01-01T00:00:00Z")]),
