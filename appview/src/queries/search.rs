@@ -78,9 +78,7 @@ pub async fn hits(
         not_hidden!("l.uri", "l.did"),
         "where l.list_type = any($4) and l.name is not null and",
         search_match!("l.name"),
-        // The fence keeps the cursor's test out of the arms: pushed into them, it ranked
-        // every candidate twice (716 against 399 ms for 100k near-identical titles).
-        " offset 0) hits \
+        ") hits \
          where (rank, key) > (coalesce($5, -1), coalesce($6, '')) \
          order by rank, key limit $7"
     ))
