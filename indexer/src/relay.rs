@@ -89,14 +89,27 @@ pub async fn run_relay(
         if stopped == source::Stopped::Done || shutdown.is_cancelled() {
             return Ok(());
         }
-        let marked = store::restart_relay(
+        let restarted = store::restart_relay(
             &pool,
             &cursor_source,
             "relay seqs started over (FutureCursor)",
         )
-        .await?;
-        tracing::warn!(source = %cursor_source, resync = marked,
-                       "relay refused our cursor as a future one: starting over without it");
+        .await;
+        match restarted {
+            Ok(marked) => {
+                tracing::warn!(source = %cursor_source, resync = marked,
+                    "relay refused our cursor as a future one: starting over without it");
+            }
+            // The next run is refused again and tries this again.
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "could not forget the relay cursor; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
