@@ -145,8 +145,9 @@ struct IndexArgs {
     relay_cursor: Option<i64>,
     /// A labeler to follow (repeatable, or comma-separated in the env): its labels arrive by
     /// `com.atproto.label.subscribeLabels` at the `#atproto_labeler` endpoint of its DID
-    /// document, its seq stored as `labeler:<did>`. Its `!takedown`, `!suspend` and `!hide`
-    /// labels hide content; its labels are hydrated on views.
+    /// document, its seq stored as `labeler:<did>`; only labels signed with the document's
+    /// `#atproto_label` key count. Its `!takedown`, `!suspend` and `!hide` labels hide content;
+    /// its labels are hydrated on views.
     #[arg(
         long = "labeler",
         env = "PLYR_LABELERS",
