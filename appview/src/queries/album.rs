@@ -101,9 +101,9 @@ pub async fn search(db: &PgPool, q: &str, limit: i64) -> Result<Vec<AlbumHitRow>
     let mut tx = super::custom_plans(db).await?;
     let hits = sqlx::query_as(concat!(
         "select *, ",
-        search_rank!("title"),
+        search_rank!("plyr_search_norm(title)"),
         " as rank from (",
-        albums_where!(search_match!("l.name"), search_match!("t.album")),
+        albums_where!(search_match!("l.name_norm"), search_match!("t.album_norm")),
         ") hits order by rank, created_at desc, did, title limit $2"
     ))
     .bind(q)

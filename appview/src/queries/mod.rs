@@ -86,27 +86,27 @@ macro_rules! newest_like_of_pair {
     };
 }
 
-/// True when the normalized `$col` contains the query `$1` literally or is similar to it
-/// (trigram or word similarity): each arm is served by the column's trigram index. For
-/// `concat!`.
+/// True when `$norm`, a normalized name (a stored `*_norm` column, migration 0011), contains
+/// the query `$1` literally or is similar to it (trigram or word similarity): each arm is served
+/// by the column's trigram index. For `concat!`.
 macro_rules! search_match {
-    ($col:literal) => {
+    ($norm:literal) => {
         concat!(
-            " (plyr_search_norm(",
-            $col,
-            ") like plyr_search_pattern($1) or plyr_search_norm(",
-            $col,
-            ") % plyr_search_norm($1) or plyr_search_norm(",
-            $col,
-            ") %> plyr_search_norm($1)) "
+            " (",
+            $norm,
+            " like plyr_search_pattern($1) or ",
+            $norm,
+            " % plyr_search_norm($1) or ",
+            $norm,
+            " %> plyr_search_norm($1)) "
         )
     };
 }
 
-/// `plyr_search_rank` of the column `$col` for the query `$1`. For `concat!`.
+/// `plyr_search_rank` of the normalized name `$norm` for the query `$1`. For `concat!`.
 macro_rules! search_rank {
-    ($col:literal) => {
-        concat!(" plyr_search_rank(plyr_search_norm(", $col, "), $1) ")
+    ($norm:literal) => {
+        concat!(" plyr_search_rank(", $norm, ", $1) ")
     };
 }
 

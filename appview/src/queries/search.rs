@@ -1,7 +1,8 @@
 //! Ranked search over visible tracks, actors, albums and playlists: the hits (kind, key,
 //! rank) of one query, ranked by `plyr_search_rank` (migration 0009: exact > prefix >
 //! substring > trigram similarity, ties by word similarity, then key), found through the
-//! trigram indexes. Callers hydrate the hits with the usual view queries.
+//! trigram indexes on the stored normalized names (migration 0011). Callers hydrate the hits
+//! with the usual view queries.
 
 use sqlx::PgPool;
 use tracing::instrument;
@@ -51,33 +52,33 @@ pub async fn hits(
     let hits = sqlx::query_as(concat!(
         "select kind, key, rank from ( \
            select 'track' as kind, t.uri as key,",
-        search_rank!("t.title"),
+        search_rank!("t.title_norm"),
         "as rank \
            from track t join actor a on a.did = t.did and a.active and",
         not_hidden!("t.uri", "t.did"),
         "where $2 and",
-        search_match!("t.title"),
+        search_match!("t.title_norm"),
         "union all \
            select 'actor', a.did, least(",
-        search_rank!("a.handle"),
+        search_rank!("a.handle_norm"),
         ", coalesce(",
-        search_rank!("b.display_name"),
+        search_rank!("b.display_name_norm"),
         ", 9223372036854775807)) \
            from actor a left join bsky_profile b on b.did = a.did \
            where $3 and a.active and",
         actor_not_hidden!("a.did"),
         "and a.handle is not null and (",
-        search_match!("a.handle"),
+        search_match!("a.handle_norm"),
         "or (b.display_name is not null and",
-        search_match!("b.display_name"),
+        search_match!("b.display_name_norm"),
         ")) \
          union all \
            select l.list_type, l.uri,",
-        search_rank!("l.name"),
+        search_rank!("l.name_norm"),
         "from list l join actor a on a.did = l.did and a.active and",
         not_hidden!("l.uri", "l.did"),
         "where l.list_type = any($4) and l.name is not null and",
-        search_match!("l.name"),
+        search_match!("l.name_norm"),
         ") hits \
          where (rank, key) > (coalesce($5, -1), coalesce($6, '')) \
          order by rank, key limit $7"
