@@ -52,7 +52,8 @@ pub async fn feed(
     after: Option<&TimeCursor>,
     limit: i64,
 ) -> Result<Vec<ActivityRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
+    let mut tx = super::serial(db).await?;
+    let rows = sqlx::query_as(concat!(
         "select e.kind, e.uri, e.did, e.handle, p.avatar, e.sort_at, e.subject_uri, e.body \
          from ( \
            (select 'track' as kind, t.uri, t.did, a.handle, t.sort_at, t.uri as subject_uri, \
@@ -95,6 +96,8 @@ pub async fn feed(
     .bind(after.map(|c| c.at))
     .bind(after.map(|c| c.uri.as_str()))
     .bind(limit)
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
