@@ -3,6 +3,8 @@
 //! (everything new, as typed items).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +19,7 @@ use crate::params::{self, Limit, XrpcQuery};
 use crate::queries;
 use crate::queries::track::ScoredTrackRow;
 use crate::track::with_viewer;
+use crate::ttl::TtlCache;
 use crate::views::{ListView, ProfileViewBasic, TrackView, TracksPage, datetime};
 
 /// `hours` of getTrending when the client sends none.
@@ -26,6 +29,69 @@ const MAX_TRENDING_HOURS: u32 = 720;
 /// A like's weight halves every quarter of the window: a like at the window's start weighs
 /// 1/16 of one just now, so fresh likes lead without old ones counting for nothing.
 const HALF_LIVES_PER_WINDOW: f64 = 4.0;
+/// How long the first page of a trending window keeps its ranking: ranking aggregates every
+/// like in the window (over 100 ms for a busy day), and a minute-old order is as good.
+const TRENDING_RANKING_TTL: Duration = Duration::from_secs(60);
+
+/// A trending window's first page: its start (Unix seconds), its hours and the rows fetched.
+type FirstPage = (i64, u32, i64);
+
+/// The ranking of each trending window's first page: (score, track URI) in order. Only the
+/// order is kept: the tracks are read fresh each time, so a deletion or takedown shows at once.
+#[derive(Debug, Clone)]
+pub struct TrendingCache(Arc<TtlCache<FirstPage, Vec<(i64, String)>>>);
+
+impl Default for TrendingCache {
+    fn default() -> TrendingCache {
+        TrendingCache(Arc::new(TtlCache::new(TRENDING_RANKING_TTL)))
+    }
+}
+
+impl TrendingCache {
+    /// The first page of the window from `since` (`hours` long, likes halving every
+    /// `half_life` seconds), `fetch` rows: the cached order with its tracks read now, or, when
+    /// there is none or one of its tracks is gone, ranked afresh.
+    async fn first_page(
+        &self,
+        db: &PgPool,
+        since: DateTime<Utc>,
+        hours: u32,
+        half_life: f64,
+        fetch: i64,
+    ) -> Result<Vec<ScoredTrackRow>, sqlx::Error> {
+        let key = (since.timestamp(), hours, fetch);
+        let now = Instant::now();
+        if let Some(ranking) = self.0.get(&key, now) {
+            let uris: Vec<String> = ranking.iter().map(|(_, uri)| uri.clone()).collect();
+            let mut tracks: HashMap<String, _> = queries::track::by_uris(db, &uris)
+                .await?
+                .into_iter()
+                .map(|t| (t.uri.clone(), t))
+                .collect();
+            let rows: Vec<ScoredTrackRow> = ranking
+                .iter()
+                .filter_map(|(score, uri)| {
+                    tracks.remove(uri).map(|track| ScoredTrackRow {
+                        track,
+                        score: *score,
+                    })
+                })
+                .collect();
+            // A track that left (deleted, hidden) would leave the page short and could drop
+            // its cursor: rank again instead.
+            if rows.len() == ranking.len() {
+                return Ok(rows);
+            }
+        }
+        let rows = queries::track::trending(db, since, half_life, &[], None, fetch).await?;
+        let ranking = rows
+            .iter()
+            .map(|r| (r.score, r.track.uri.clone()))
+            .collect();
+        self.0.put(key, ranking, now);
+        Ok(rows)
+    }
+}
 
 /// Params of fm.plyr.feed.getTopTracks.
 #[derive(Debug, Deserialize)]
@@ -102,6 +168,7 @@ pub async fn get_top_tracks(
 /// The window starts on the hour, so scores (and cursors) hold for an hour.
 pub async fn get_trending(
     State(db): State<PgPool>,
+    State(cache): State<TrendingCache>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<TrendingParams>,
 ) -> Result<Json<TracksPage>, XrpcError> {
@@ -125,8 +192,17 @@ pub async fn get_trending(
     let now = Utc::now();
     let since = now.duration_trunc(hour).unwrap_or(now) - TimeDelta::hours(i64::from(hours));
     let half_life = f64::from(hours) * 3600.0 / HALF_LIVES_PER_WINDOW;
-    let rows =
-        queries::track::trending(&db, since, half_life, &[], after.as_ref(), limit.fetch()).await?;
+    let rows = match after {
+        None => {
+            cache
+                .first_page(&db, since, hours, half_life, limit.fetch())
+                .await?
+        }
+        Some(after) => {
+            queries::track::trending(&db, since, half_life, &[], Some(&after), limit.fetch())
+                .await?
+        }
+    };
     scored_page(&db, &viewer, rows, limit).await
 }
 

@@ -41,6 +41,7 @@ mod routes;
 mod search;
 mod track;
 mod transcode;
+mod ttl;
 mod views;
 mod web;
 mod well_known;
@@ -82,6 +83,7 @@ pub struct AppState {
     metrics: Option<Metrics>,
     rate_limit: Option<ratelimit::RateLimiter>,
     http_cache: HttpCacheConfig,
+    trending: feed::TrendingCache,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
                 .ok(),
             rate_limit: None,
             http_cache: HttpCacheConfig::default(),
+            trending: feed::TrendingCache::default(),
         }
     }
 
@@ -182,6 +185,12 @@ impl FromRef<AppState> for ViewCache {
 impl FromRef<AppState> for Option<Metrics> {
     fn from_ref(state: &AppState) -> Option<Metrics> {
         state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for feed::TrendingCache {
+    fn from_ref(state: &AppState) -> feed::TrendingCache {
+        state.trending.clone()
     }
 }
 

@@ -10,7 +10,6 @@
 mod album;
 mod artist;
 mod audio;
-mod cache;
 mod cors;
 mod error;
 mod id;
@@ -90,9 +89,9 @@ pub struct WebState {
     /// Per-address play limits.
     pub plays: PlayLimiter,
     /// `/tracks/top` rows of a period, by (days, limit).
-    pub top: cache::TtlCache<(i64, i64), Vec<crate::queries::track::TrackRow>>,
+    pub top: crate::ttl::TtlCache<(i64, i64), Vec<crate::queries::track::TrackRow>>,
     /// `/stats` totals.
-    pub totals: cache::TtlCache<(), crate::queries::stats::TotalsRow>,
+    pub totals: crate::ttl::TtlCache<(), crate::queries::stats::TotalsRow>,
 }
 
 impl WebState {
@@ -102,8 +101,8 @@ impl WebState {
         WebState {
             config,
             plays,
-            top: cache::TtlCache::new(SCAN_CACHE_TTL),
-            totals: cache::TtlCache::new(SCAN_CACHE_TTL),
+            top: crate::ttl::TtlCache::new(SCAN_CACHE_TTL),
+            totals: crate::ttl::TtlCache::new(SCAN_CACHE_TTL),
         }
     }
 }

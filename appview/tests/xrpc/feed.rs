@@ -134,6 +134,66 @@ async fn trending_weighs_recent_likes_over_older_ones(db: PgPool) {
     }
 }
 
+/// GETs `path` from `app` (one app across calls, so its caches are shared); the JSON body.
+async fn get_json(app: &axum::Router, path: &str) -> Value {
+    use tower::ServiceExt;
+    let req = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), 200, "{path}");
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn trending_first_pages_keep_their_ranking_a_minute_but_read_tracks_fresh(db: PgPool) {
+    for did in [ALICE, BOB, CAROL, EVE] {
+        support::actor(&db, did, None).await;
+    }
+    let a = support::track(&db, ALICE, "a", 1).await;
+    let b = support::track(&db, BOB, "b", 2).await;
+    let c = support::track(&db, EVE, "c", 3).await;
+    like_ago(&db, BOB, "l1", &a, 0.0).await;
+    like_ago(&db, CAROL, "l2", &a, 0.0).await;
+    like_ago(&db, CAROL, "l3", &b, 1.0).await;
+    like_ago(&db, CAROL, "l4", &c, 2.0).await;
+    let app = plyr_appview_xrpc::router(plyr_appview_xrpc::AppState::new(db.clone()));
+    let path = "/xrpc/fm.plyr.feed.getTrending?limit=2";
+    let first = get_json(&app, path).await;
+    assert_eq!(
+        uris(first["tracks"].as_array().expect("tracks")),
+        [a.clone(), b.clone()]
+    );
+
+    // New likes would put b first, but the first page keeps its minute-old order...
+    like_ago(&db, ALICE, "l5", &b, 0.0).await;
+    like_ago(&db, EVE, "l6", &b, 0.0).await;
+    let cached = get_json(&app, path).await;
+    assert_eq!(
+        uris(cached["tracks"].as_array().expect("tracks")),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(cached["cursor"], first["cursor"]);
+    // ...while the next page is ranked now, and a fresh app ranks the first page now.
+    let fresh = ok(&db, "fm.plyr.feed.getTrending", "limit=2").await;
+    assert_eq!(
+        uris(fresh["tracks"].as_array().expect("tracks")),
+        [b.clone(), a.clone()]
+    );
+
+    // The tracks themselves are read each time: once a ranked track is hidden, the page is
+    // ranked again rather than served short.
+    support::hide(&db, ALICE, Some("deactivated")).await;
+    let after_hide = get_json(&app, path).await;
+    assert_eq!(
+        uris(after_hide["tracks"].as_array().expect("tracks")),
+        [b, c]
+    );
+}
+
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn activity_merges_every_kind_newest_first(db: PgPool) {
     support::actor(&db, ALICE, Some("alice.test")).await;

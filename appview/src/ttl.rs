@@ -1,5 +1,6 @@
-//! A small time-to-live cache for answers that scan (the `/tracks/top` of a period, `/stats`):
-//! every visitor's homepage asks for them, and a minute-old answer is as good.
+//! A small time-to-live cache for answers that scan (the web API's `/tracks/top` of a period
+//! and `/stats`, the first page of getTrending): every visitor's homepage asks for them, and a
+//! minute-old answer is as good.
 
 use std::collections::HashMap;
 use std::hash::Hash;
