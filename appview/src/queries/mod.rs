@@ -130,11 +130,7 @@ pub mod track;
 /// pessimistic) and launch workers, which costs more than the whole query: getActivity's first
 /// page took 7.0 ms with them and 0.9 ms without (load bench data).
 async fn serial(db: &sqlx::PgPool) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("set local max_parallel_workers_per_gather = 0")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    with_setting(db, "set local max_parallel_workers_per_gather = 0").await
 }
 
 /// A read transaction planned for its actual parameters. The server's connections use generic
@@ -144,9 +140,15 @@ async fn serial(db: &sqlx::PgPool) -> Result<sqlx::Transaction<'_, sqlx::Postgre
 async fn custom_plans(
     db: &sqlx::PgPool,
 ) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    with_setting(db, "set local plan_cache_mode = force_custom_plan").await
+}
+
+/// A transaction whose queries run under one planner `set local`.
+async fn with_setting(
+    db: &sqlx::PgPool,
+    set_local: &'static str,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("set local plan_cache_mode = force_custom_plan")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(set_local).execute(&mut *tx).await?;
     Ok(tx)
 }
