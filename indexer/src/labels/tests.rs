@@ -532,6 +532,19 @@ async fn stop_all(client: Running, labeler: Labeler, plc: Loopback) {
     plc.stop().await;
 }
 
+/// Publishes the labeler's document (endpoint and key), then waits for its seq-1 `!hide` of
+/// `TRACK` to be stored and in force, and stops everything.
+async fn publish_and_see_the_hide(pool: &PgPool, client: Running, labeler: Labeler, plc: Loopback) {
+    plc.set_labeler_doc(
+        LABELER,
+        &labeler.endpoint,
+        Some(&labeler_key().public_key()),
+    );
+    wait_for("seq 1", || async { cursor(pool).await == Some(1) }).await;
+    assert_eq!(hidden(pool).await, vec![TRACK.to_owned()]);
+    stop_all(client, labeler, plc).await;
+}
+
 async fn cursor(pool: &PgPool) -> Option<i64> {
     crate::store::last_cursor(pool, &cursor_source(LABELER))
         .await
@@ -719,14 +732,7 @@ async fn labeler_without_endpoint_is_retried(pool: PgPool) {
     );
     let client = Running::start(&pool, &plc);
     wait_for("a document lookup", || async { plc.doc_hits(LABELER) > 0 }).await;
-    plc.set_labeler_doc(
-        LABELER,
-        &labeler.endpoint,
-        Some(&labeler_key().public_key()),
-    );
-    wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
-    assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
-    stop_all(client, labeler, plc).await;
+    publish_and_see_the_hide(&pool, client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
@@ -821,14 +827,7 @@ async fn labeler_without_a_label_key_is_retried(pool: PgPool) {
     .await;
     assert!(labeler.cursors().is_empty(), "no connection without a key");
     assert_eq!(cursor(&pool).await, None);
-    plc.set_labeler_doc(
-        LABELER,
-        &labeler.endpoint,
-        Some(&labeler_key().public_key()),
-    );
-    wait_for("seq 1", || async { cursor(&pool).await == Some(1) }).await;
-    assert_eq!(hidden(&pool).await, vec![TRACK.to_owned()]);
-    stop_all(client, labeler, plc).await;
+    publish_and_see_the_hide(&pool, client, labeler, plc).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
