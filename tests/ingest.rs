@@ -358,12 +358,22 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     h.wait_for_cursor(T0 + 6).await;
     wait_until_settled(&h.pool, &fan).await;
     let (status, _) = h
-        .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
+        .xrpc_until("fm.plyr.feed.getTrack", &[("uri", &fan_track)], |s, _| {
+            s == 404
+        })
         .await;
     assert_eq!(status, 404);
-    let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
+    let (_, body) = h
+        .xrpc_until("fm.plyr.feed.getTrack", &[("uri", &t)], |_, b| {
+            b["track"]["likeCount"] == 0
+        })
+        .await;
     assert_eq!(body["track"]["likeCount"], 0, "{body}");
-    let (status, body) = h.xrpc("fm.plyr.actor.getProfile", &[("actor", &fan)]).await;
+    let (status, body) = h
+        .xrpc_until("fm.plyr.actor.getProfile", &[("actor", &fan)], |s, _| {
+            s == 400
+        })
+        .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("AccountDeactivated")),
@@ -374,10 +384,16 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     h.jetstream.append(vec![account(T0 + 7, &fan, true, None)]);
     h.wait_for_cursor(T0 + 7).await;
     let (status, _) = h
-        .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
+        .xrpc_until("fm.plyr.feed.getTrack", &[("uri", &fan_track)], |s, _| {
+            s == 200
+        })
         .await;
     assert_eq!(status, 200);
-    let (_, body) = h.xrpc("fm.plyr.feed.getTrack", &[("uri", &t)]).await;
+    let (_, body) = h
+        .xrpc_until("fm.plyr.feed.getTrack", &[("uri", &t)], |_, b| {
+            b["track"]["likeCount"] == 1
+        })
+        .await;
     assert_eq!(body["track"]["likeCount"], 1, "{body}");
 
     // A stale deactivation (the old host's; the current PDS says active) is dropped.
@@ -410,14 +426,20 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     h.wait_for_cursor(T0 + 10).await;
     wait_until_settled(&h.pool, &artist).await;
     let (status, body) = h
-        .xrpc("fm.plyr.actor.getProfile", &[("actor", &artist)])
+        .xrpc_until("fm.plyr.actor.getProfile", &[("actor", &artist)], |s, _| {
+            s == 400
+        })
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("AccountTakedown")),
         "{body}"
     );
-    let (_, latest) = h.xrpc("fm.plyr.feed.getLatestTracks", &[]).await;
+    let (_, latest) = h
+        .xrpc_until("fm.plyr.feed.getLatestTracks", &[], |_, b| {
+            titles(b) == ["fan song"]
+        })
+        .await;
     assert_eq!(titles(&latest), ["fan song"], "{latest}");
 
     // Deletion (the PDS no longer has the repo) purges the fan; a replay of their old create
@@ -437,7 +459,9 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     h.wait_for_cursor(T0 + 12).await;
     wait_until_settled(&h.pool, &fan).await;
     let (status, _) = h
-        .xrpc("fm.plyr.feed.getTrack", &[("uri", &fan_track)])
+        .xrpc_until("fm.plyr.feed.getTrack", &[("uri", &fan_track)], |s, _| {
+            s == 404
+        })
         .await;
     assert_eq!(status, 404);
     let remaining: i64 = sqlx::query_scalar("select count(*) from track where did = $1")

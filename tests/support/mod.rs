@@ -98,6 +98,27 @@ impl Harness {
         (status, body)
     }
 
+    /// Calls `GET /xrpc/<nsid>?<params>` until `done` holds for the answer (at most
+    /// [`CATCH_UP`]) and returns the last answer. The server's view cache applies a batch's
+    /// changes when the batch's notification arrives, a moment after the commit that
+    /// [`Harness::wait_for_cursor`] sees: a read right after it may still be served the entry
+    /// the change replaces.
+    pub async fn xrpc_until(
+        &self,
+        nsid: &str,
+        params: &[(&str, &str)],
+        done: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        loop {
+            let (status, body) = self.xrpc(nsid, params).await;
+            if done(status, &body) || tokio::time::Instant::now() >= deadline {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the persisted cursor reaches `time_us`.
     pub async fn wait_for_cursor(&self, time_us: i64) {
         wait_for_cursor(&self.pool, time_us).await;
