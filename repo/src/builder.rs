@@ -92,7 +92,7 @@ impl Signer {
 /// An in-memory repository signed with a secp256k1 key.
 pub struct RepoBuilder {
     did: String,
-    secret: secp256k1::SecretKey,
+    signer: Signer,
     tree: Mst<'static, ()>,
     /// Every MST node and record ever written, for proofs and exports.
     blocks: HashMap<Cid, Vec<u8>>,
@@ -106,8 +106,7 @@ pub struct RepoBuilder {
 impl RepoBuilder {
     /// An empty repository for `did`, signing with the 32-byte secp256k1 `secret`.
     pub fn new(did: impl Into<String>, secret: [u8; 32]) -> Result<Self, BuildError> {
-        let secret =
-            secp256k1::SecretKey::from_byte_array(secret).map_err(|_| BuildError::InvalidSecret)?;
+        let signer = Signer::new(secret)?;
         let mut tree = Mst::empty(&());
         let mut blocks = HashMap::new();
         let root = tree.root_cid(&mut |cid, bytes| {
@@ -115,7 +114,7 @@ impl RepoBuilder {
         });
         Ok(RepoBuilder {
             did: did.into(),
-            secret,
+            signer,
             tree,
             blocks,
             root,
@@ -128,10 +127,7 @@ impl RepoBuilder {
 
     /// The signing key's public half.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey::K256(secp256k1::PublicKey::from_secret_key(
-            secp256k1::SECP256K1,
-            &self.secret,
-        ))
+        self.signer.public_key()
     }
 
     /// The current revision, if any commit was made.
@@ -202,7 +198,7 @@ impl RepoBuilder {
         }
 
         let rev = self.next_rev();
-        let commit_bytes = sign_commit(&self.did, self.root, &rev, &self.secret);
+        let commit_bytes = sign_commit(&self.did, self.root, &rev, &self.signer.secret);
         let commit_cid = cid_for_cbor(&commit_bytes);
 
         // The proof: whatever inverting the ops reads, plus every new node.
