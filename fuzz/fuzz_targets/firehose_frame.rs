@@ -2,22 +2,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plyr_repo::{Frame, PublicKey, parse_did_key};
-use std::sync::OnceLock;
+use plyr_repo::Frame;
 
-/// Any valid key: the signature will not match, but every check before it runs.
-const KEY: &str = "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme";
-
-fn key() -> Option<&'static PublicKey> {
-    static KEY_CELL: OnceLock<Option<PublicKey>> = OnceLock::new();
-    KEY_CELL.get_or_init(|| parse_did_key(KEY).ok()).as_ref()
-}
+#[path = "common/mod.rs"]
+mod common;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(frame) = plyr_repo::decode_frame(data) else {
         return;
     };
-    let Some(key) = key() else {
+    let Some(key) = common::fixed_key() else {
         return;
     };
     match frame {
