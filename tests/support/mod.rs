@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -25,12 +26,20 @@ use jetstream::{Frame, ScriptedJetstream};
 /// How long a test waits for the indexer to catch up before failing.
 pub const CATCH_UP: Duration = Duration::from_secs(20);
 
+/// The channel on which the indexer announces each batch's changes to the server's cache.
+const CHANGES: &str = "plyr_view_changed";
+
 /// Indexer + XRPC server in this process, fed by a scripted Jetstream.
 pub struct Harness {
     pub pool: PgPool,
     pub jetstream: ScriptedJetstream,
     pub base: String,
     http: reqwest::Client,
+    /// The server's view cache, to wait until it has applied what the indexer announced.
+    cache: plyr_appview_xrpc::ViewCache,
+    /// The harness's own subscription to [`CHANGES`], opened before the indexer started, so it
+    /// sees the same notifications as the server's, in the same order; and how many so far.
+    changes: tokio::sync::Mutex<(PgListener, u64)>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -46,6 +55,24 @@ impl Harness {
     pub async fn start_with(pool: PgPool, namespace: &str, jetstream: ScriptedJetstream) -> Self {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let cache = plyr_appview_xrpc::ViewCache::default();
+        {
+            let state = plyr_appview_xrpc::AppState::new(pool.clone()).with_cache(cache.clone());
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                plyr_appview_xrpc::serve(listener, state, shutdown)
+                    .await
+                    .expect("server failed");
+            });
+        }
+        // Both subscriptions are in place before the indexer can announce anything.
+        cache.ready().await;
+        let mut changes = PgListener::connect_with(&pool).await.expect("listener");
+        changes.listen(CHANGES).await.expect("listen");
         let config = plyr_indexer::JetstreamConfig {
             url: jetstream.url().parse().expect("jetstream url"),
             namespace: plyr_lexicons::Namespace::new(namespace).expect("namespace"),
@@ -61,24 +88,13 @@ impl Harness {
                     .expect("indexer failed");
             });
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        {
-            let state = plyr_appview_xrpc::AppState::new(pool.clone());
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                plyr_appview_xrpc::serve(listener, state, shutdown)
-                    .await
-                    .expect("server failed");
-            });
-        }
         Self {
             pool,
             jetstream,
             base,
             http: reqwest::Client::new(),
+            cache,
+            changes: tokio::sync::Mutex::new((changes, 0)),
             shutdown,
             tasks,
         }
@@ -119,9 +135,42 @@ impl Harness {
         }
     }
 
-    /// Waits until the persisted cursor reaches `time_us`.
+    /// Waits until the persisted cursor reaches `time_us` and the server's cache has applied
+    /// every change committed with it: reads after this see the indexer's writes.
     pub async fn wait_for_cursor(&self, time_us: i64) {
         wait_for_cursor(&self.pool, time_us).await;
+        self.settle().await;
+    }
+
+    /// Waits until the server's view cache has applied every change notification committed so
+    /// far. Notifications reach every listener in commit order, so the harness sends a fence of
+    /// its own (an empty change set, which drops nothing), counts what its subscription
+    /// receives up to the fence, and waits for the cache to have applied as many.
+    pub async fn settle(&self) {
+        let mut changes = self.changes.lock().await;
+        let (listener, seen) = &mut *changes;
+        let fence = format!(r#"{{"fence":{}}}"#, *seen + 1);
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(CHANGES)
+            .bind(&fence)
+            .execute(&self.pool)
+            .await
+            .expect("send fence");
+        let counted = async {
+            loop {
+                let note = listener.recv().await.expect("change notification");
+                *seen += 1;
+                if note.payload() == fence {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(CATCH_UP, counted)
+            .await
+            .expect("fence not received");
+        tokio::time::timeout(CATCH_UP, self.cache.applied(*seen))
+            .await
+            .expect("view cache did not apply the changes");
     }
 
     /// How many times the indexer skipped an event for `reason`.
