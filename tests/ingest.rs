@@ -294,8 +294,8 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     // anything: a loopback PLC + PDS answers, and the account checker runs beside the stream.
     let (artist, fan) = (plc_did("artist"), plc_did("fan"));
     let plc = LoopbackPlc::start().await;
-    plc.set_doc(&artist, "artist.example.com", None);
-    plc.set_doc(&fan, "fan.example.com", None);
+    plc.set_handle_doc(&artist, "artist.example.com", None);
+    plc.set_handle_doc(&fan, "fan.example.com", None);
     let t = uri(&artist, TRACK, &rkey(16));
     let fan_track = uri(&fan, TRACK, &rkey(17));
     let frames = vec![
@@ -408,7 +408,7 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     assert_eq!(status, 200);
 
     // While the PDS is unreachable a takedown is not applied: the status stays.
-    plc.set_doc(&artist, "artist.example.com", Some(UNREACHABLE_PDS));
+    plc.set_handle_doc(&artist, "artist.example.com", Some(UNREACHABLE_PDS));
     h.jetstream
         .append(vec![account(T0 + 9, &artist, false, Some("takendown"))]);
     h.wait_for_cursor(T0 + 9).await;
@@ -419,7 +419,7 @@ async fn identity_and_account_events_govern_visibility(pool: PgPool) {
     assert_eq!(status, 200);
 
     // The PDS is back and confirms a takedown (re-sent): hidden and named as such.
-    plc.set_doc(&artist, "artist.example.com", None);
+    plc.set_handle_doc(&artist, "artist.example.com", None);
     plc.set_status(&artist, RepoAnswer::Inactive("takendown"));
     h.jetstream
         .append(vec![account(T0 + 10, &artist, false, Some("takendown"))]);

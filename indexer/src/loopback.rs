@@ -1,6 +1,7 @@
 //! Tests only: a PLC directory and a PDS on one loopback HTTP server (axum), serving DID
 //! documents at `/{did}`, `com.atproto.sync.getRepoStatus` and `getBlob` answers and plain
-//! files, counting requests.
+//! files, counting requests. The end-to-end tests include this file too
+//! (`tests/support/plc.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -103,26 +104,28 @@ impl Loopback {
 
     /// Serves a document for `did` with signing key `key`, hosted on `pds`.
     pub(crate) fn set_doc(&self, did: &str, key: &str, pds: &str) {
-        let doc = json!({
-            "@context": ["https://www.w3.org/ns/did/v1"],
-            "id": did,
-            "alsoKnownAs": [],
-            "verificationMethod": [{
-                "id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
-                "publicKeyMultibase": key,
-            }],
-            "service": [{
-                "id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
-                "serviceEndpoint": pds.trim_end_matches('/'),
-            }],
+        let method = json!({
+            "id": format!("{did}#atproto"), "type": "Multikey", "controller": did,
+            "publicKeyMultibase": key,
         });
-        lock(&self.world.docs).insert(did.to_owned(), doc);
+        self.put_doc(did, None, vec![method], pds_service(pds));
+    }
+
+    /// Serves a document for `did` claiming `handle`, with no key, hosted on `pds` (this
+    /// server if `None`): what the account checker and the handle resolver read.
+    #[allow(
+        dead_code,
+        reason = "used by the end-to-end tests, which include this file"
+    )]
+    pub(crate) fn set_handle_doc(&self, did: &str, handle: &str, pds: Option<&str>) {
+        let pds = pds.unwrap_or(self.pds());
+        self.put_doc(did, Some(handle), Vec::new(), pds_service(pds));
     }
 
     /// Serves a labeler's document: its `#atproto_labeler` service at `endpoint` and, if given,
     /// its `#atproto_label` key.
     pub(crate) fn set_labeler_doc(&self, did: &str, endpoint: &str, key: Option<&PublicKey>) {
-        let methods: Vec<Value> = key
+        let methods = key
             .map(|key| {
                 let did_key = key.to_did_key();
                 json!({
@@ -132,15 +135,21 @@ impl Loopback {
             })
             .into_iter()
             .collect();
+        let service = json!({
+            "id": "#atproto_labeler", "type": "AtprotoLabeler",
+            "serviceEndpoint": endpoint.trim_end_matches('/'),
+        });
+        self.put_doc(did, None, methods, service);
+    }
+
+    fn put_doc(&self, did: &str, handle: Option<&str>, methods: Vec<Value>, service: Value) {
+        let aka: Vec<String> = handle.map(|h| format!("at://{h}")).into_iter().collect();
         let doc = json!({
             "@context": ["https://www.w3.org/ns/did/v1"],
             "id": did,
-            "alsoKnownAs": [],
+            "alsoKnownAs": aka,
             "verificationMethod": methods,
-            "service": [{
-                "id": "#atproto_labeler", "type": "AtprotoLabeler",
-                "serviceEndpoint": endpoint.trim_end_matches('/'),
-            }],
+            "service": [service],
         });
         lock(&self.world.docs).insert(did.to_owned(), doc);
     }
@@ -174,6 +183,14 @@ impl Loopback {
         self.stop.cancel();
         self.task.await.expect("loopback server task");
     }
+}
+
+/// The `#atproto_pds` service entry for `pds`.
+fn pds_service(pds: &str) -> Value {
+    json!({
+        "id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+        "serviceEndpoint": pds.trim_end_matches('/'),
+    })
 }
 
 async fn plc_doc(State(world): State<Arc<World>>, Path(did): Path<String>) -> (StatusCode, String) {

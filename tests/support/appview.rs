@@ -17,6 +17,8 @@ pub struct Appview {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     http: reqwest::Client,
+    /// The server's view cache: tests wait on it to see what the indexer announced applied.
+    pub cache: plyr_appview_xrpc::ViewCache,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -29,8 +31,9 @@ impl Appview {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
+        let cache = plyr_appview_xrpc::ViewCache::default();
         let task = {
-            let state = plyr_appview_xrpc::AppState::new(pool);
+            let state = plyr_appview_xrpc::AppState::new(pool).with_cache(cache.clone());
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 plyr_appview_xrpc::serve(listener, state, shutdown)
@@ -41,6 +44,7 @@ impl Appview {
         Appview {
             base,
             http: reqwest::Client::new(),
+            cache,
             shutdown,
             task,
         }

@@ -21,6 +21,7 @@ use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use appview::Appview;
 use jetstream::{Frame, ScriptedJetstream};
 
 /// How long a test waits for the indexer to catch up before failing.
@@ -33,10 +34,7 @@ const CHANGES: &str = "plyr_view_changed";
 pub struct Harness {
     pub pool: PgPool,
     pub jetstream: ScriptedJetstream,
-    pub base: String,
-    http: reqwest::Client,
-    /// The server's view cache, to wait until it has applied what the indexer announced.
-    cache: plyr_appview_xrpc::ViewCache,
+    appview: Appview,
     /// The harness's own subscription to [`CHANGES`], opened before the indexer started, so it
     /// sees the same notifications as the server's, in the same order; and how many so far.
     changes: tokio::sync::Mutex<(PgListener, u64)>,
@@ -55,22 +53,9 @@ impl Harness {
     pub async fn start_with(pool: PgPool, namespace: &str, jetstream: ScriptedJetstream) -> Self {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let cache = plyr_appview_xrpc::ViewCache::default();
-        {
-            let state = plyr_appview_xrpc::AppState::new(pool.clone()).with_cache(cache.clone());
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                plyr_appview_xrpc::serve(listener, state, shutdown)
-                    .await
-                    .expect("server failed");
-            });
-        }
+        let appview = Appview::start(pool.clone()).await;
         // Both subscriptions are in place before the indexer can announce anything.
-        cache.ready().await;
+        appview.cache.ready().await;
         let mut changes = PgListener::connect_with(&pool).await.expect("listener");
         changes.listen(CHANGES).await.expect("listen");
         let config = plyr_indexer::JetstreamConfig {
@@ -91,27 +76,17 @@ impl Harness {
         Self {
             pool,
             jetstream,
-            base,
-            http: reqwest::Client::new(),
-            cache,
+            appview,
             changes: tokio::sync::Mutex::new((changes, 0)),
             shutdown,
             tasks,
         }
     }
 
-    /// Calls `GET /xrpc/<nsid>?<params>` and returns the status and JSON body.
+    /// Calls `GET /xrpc/<nsid>?<params>` and returns the status and JSON body; a 200 body must
+    /// match the method's lexicon output.
     pub async fn xrpc(&self, nsid: &str, params: &[(&str, &str)]) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}/xrpc/{nsid}", self.base))
-            .query(params)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        let body = response.json::<Value>().await.expect("json body");
-        (status, body)
+        self.appview.xrpc(nsid, params).await
     }
 
     /// Calls `GET /xrpc/<nsid>?<params>` until `done` holds for the answer (at most
@@ -168,7 +143,7 @@ impl Harness {
         tokio::time::timeout(CATCH_UP, counted)
             .await
             .expect("fence not received");
-        tokio::time::timeout(CATCH_UP, self.cache.applied(*seen))
+        tokio::time::timeout(CATCH_UP, self.appview.cache.applied(*seen))
             .await
             .expect("view cache did not apply the changes");
     }
@@ -184,6 +159,7 @@ impl Harness {
         while let Some(joined) = self.tasks.join_next().await {
             joined.expect("task panicked");
         }
+        self.appview.stop().await;
     }
 }
 
