@@ -27,7 +27,7 @@ use url::Url;
 
 use crate::IndexerError;
 use crate::store::labels as store;
-use crate::websocket::{KeepAlive, Received};
+use crate::websocket::{self, KeepAlive, Received};
 
 /// First reconnect delay; doubles per failed attempt.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -289,25 +289,7 @@ pub(crate) fn prepare(
 
 /// The websocket URL of `endpoint`'s subscribeLabels, from `cursor` when there is one.
 pub(crate) fn subscribe_url(endpoint: &Url, cursor: Option<i64>) -> Result<Url, String> {
-    let mut url = endpoint.clone();
-    let scheme = match endpoint.scheme() {
-        "https" | "wss" => "wss",
-        "http" | "ws" => "ws",
-        other => return Err(format!("labeler endpoint scheme {other:?} is not http(s)")),
-    };
-    url.set_scheme(scheme)
-        .map_err(|()| format!("cannot use scheme {scheme} for {endpoint}"))?;
-    let path = format!(
-        "{}/xrpc/com.atproto.label.subscribeLabels",
-        endpoint.path().trim_end_matches('/')
-    );
-    url.set_path(&path);
-    url.set_query(None);
-    if let Some(cursor) = cursor {
-        url.query_pairs_mut()
-            .append_pair("cursor", &cursor.to_string());
-    }
-    Ok(url)
+    websocket::subscription_url(endpoint, "com.atproto.label.subscribeLabels", cursor)
 }
 
 /// Why a connection ended.

@@ -29,7 +29,7 @@ use url::Url;
 
 use crate::backfill::SyncContext;
 use crate::directory::Directory;
-use crate::{CHANNEL_CAPACITY, IndexerError, store, writer};
+use crate::{CHANNEL_CAPACITY, IndexerError, store, websocket, writer};
 
 /// Frames buffered between the websocket reader and the verify stage: enough to keep every
 /// verify worker busy while the reader waits on the socket.
@@ -216,32 +216,9 @@ pub async fn bench_verify_stage(
         .await
 }
 
-/// The subscribeRepos URL of one connection attempt: `ws(s)` scheme, the XRPC path after any
-/// path the host URL has, and `cursor` when resuming.
+/// The subscribeRepos URL of one connection attempt, from `cursor` when resuming.
 pub(crate) fn subscribe_url(host: &Url, cursor: Option<i64>) -> Result<Url, String> {
-    let mut url = host.clone();
-    let scheme = match host.scheme() {
-        "https" | "wss" => "wss",
-        "http" | "ws" => "ws",
-        other => {
-            return Err(format!(
-                "relay url scheme {other:?} is not http(s) or ws(s)"
-            ));
-        }
-    };
-    url.set_scheme(scheme)
-        .map_err(|()| format!("cannot use scheme {scheme} for {host}"))?;
-    let path = format!(
-        "{}/xrpc/com.atproto.sync.subscribeRepos",
-        host.path().trim_end_matches('/')
-    );
-    url.set_path(&path);
-    url.set_query(None);
-    if let Some(cursor) = cursor {
-        url.query_pairs_mut()
-            .append_pair("cursor", &cursor.to_string());
-    }
-    Ok(url)
+    websocket::subscription_url(host, "com.atproto.sync.subscribeRepos", cursor)
 }
 
 #[cfg(test)]

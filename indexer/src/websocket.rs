@@ -10,6 +10,7 @@ use tokio::time::{Instant, Interval};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 /// How often we ping: keeps NAT and proxy state alive on quiet streams.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -80,4 +81,30 @@ impl KeepAlive {
             }
         }
     }
+}
+
+/// The websocket URL of the XRPC subscription `nsid` on `base` (a relay, a labeler): `ws(s)`
+/// for `http(s)` or `ws(s)`, the XRPC path after any path `base` has, no other query, and
+/// `cursor` when resuming.
+pub(crate) fn subscription_url(base: &Url, nsid: &str, cursor: Option<i64>) -> Result<Url, String> {
+    let scheme = match base.scheme() {
+        "https" | "wss" => "wss",
+        "http" | "ws" => "ws",
+        other => {
+            return Err(format!(
+                "scheme {other:?} of {base} is not http(s) or ws(s)"
+            ));
+        }
+    };
+    let mut url = base.clone();
+    url.set_scheme(scheme)
+        .map_err(|()| format!("cannot use scheme {scheme} for {base}"))?;
+    let path = format!("{}/xrpc/{nsid}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    if let Some(cursor) = cursor {
+        url.query_pairs_mut()
+            .append_pair("cursor", &cursor.to_string());
+    }
+    Ok(url)
 }
