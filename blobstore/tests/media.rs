@@ -202,28 +202,6 @@ fn oversized_images_are_refused_before_decoding_whole() {
     );
 }
 
-/// Generates one test per backend for each store-level test below.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod fs {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(crate::harness::Env::new(crate::harness::Kind::Fs).await?).await
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(crate::harness::Env::new(crate::harness::Kind::S3).await?).await
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     valid_audio_is_stored_once,
     invalid_upload_stores_nothing,

@@ -15,28 +15,6 @@ use crate::harness::{Env, Kind, PART, body, collect, failing_body, payload};
 const HELLO_CID: &str = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e";
 const EMPTY_CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
 
-/// Generates one test per backend for each suite function.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod fs {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(crate::harness::Env::new(crate::harness::Kind::Fs).await?).await
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(crate::harness::Env::new(crate::harness::Kind::S3).await?).await
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     known_vectors,
     put_is_idempotent,

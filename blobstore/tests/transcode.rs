@@ -13,27 +13,6 @@ use plyr_blobstore::{
 use crate::harness::{Env, body, collect, payload};
 use crate::media_fixtures::{self as fx, RATE};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod fs {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(crate::harness::Env::new(crate::harness::Kind::Fs).await?).await
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> anyhow::Result<()> {
-                    super::$name(crate::harness::Env::new(crate::harness::Kind::S3).await?).await
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     aiff_gets_a_flac_rendition,
     a_failed_transcode_leaves_the_original
