@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::fold::error_chain;
 use crate::store::{self, AudioState, DueAudio, MirroredBlob};
 
 /// How the mirror runs.
@@ -194,7 +195,7 @@ impl Mirror {
                 })
             }
             Err(failure) => {
-                let reason = chain(&failure);
+                let reason = error_chain(&failure);
                 let spends_attempt = failure.spends_attempt();
                 if spends_attempt {
                     tracing::debug!(uri = %track.uri, reason = %reason, "mirror failed");
@@ -346,18 +347,6 @@ impl Failure {
             Failure::Put(PutError::Store(_)) | Failure::Database(_)
         )
     }
-}
-
-/// An error and its sources on one line, for the track's recorded failure.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

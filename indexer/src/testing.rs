@@ -1,7 +1,35 @@
 //! Test fixtures: Jetstream v1 events as the wire carries them, built from a few parameters, and
 //! TIDs that sort in the order of the numbers they are made from.
 
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
 use serde_json::{Value, json};
+
+/// Upper bound on any wait in a test; polls return as soon as their condition holds.
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it returns true, failing the test after [`WAIT`].
+pub(crate) async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A test's shared state, usable after another test thread panicked holding it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A CID in the form Jetstream sends (dag-cbor, sha-256).
 pub(crate) const CID: &str = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";

@@ -2,7 +2,6 @@
 //! when the server hangs up it reconnects with `cursor=` at the last committed cursor minus
 //! [`REWIND_US`], with and without zstd compression.
 
-use std::future::Future;
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -20,24 +19,6 @@ use crate::{JetstreamConfig, REWIND_US, last_cursor, run};
 
 const SOURCE: &str = "jetstream";
 const T0: i64 = 1_732_000_000_000_000;
-/// Upper bound on any wait for the indexer; polls return as soon as the condition holds.
-const WAIT: Duration = Duration::from_secs(15);
-
-/// Polls `check` until it returns true, failing the test after [`WAIT`].
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn cursor_is(pool: &PgPool, want: i64) -> bool {
     matches!(last_cursor(pool, SOURCE).await, Ok(Some(c)) if c >= want)

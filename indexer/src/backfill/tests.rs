@@ -3,7 +3,7 @@
 //! optionally `listReposByCollection` pages with cursors).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -24,15 +24,12 @@ use crate::directory::Directory;
 use crate::event::decode;
 use crate::fold::{classify, plan};
 use crate::testing::{
-    comment_record, delete, like_record, list_record, profile_record, tid, track_record, write,
+    comment_record, delete, like_record, list_record, lock, profile_record, tid, track_record,
+    write,
 };
 
 fn ns() -> Namespace {
     Namespace::new("fm.plyr").expect("namespace")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the loopback host serves.

@@ -1,9 +1,7 @@
 //! The label stream client against a scripted labeler (a websocket server sending DAG-CBOR
 //! frames) whose endpoint is found through a loopback PLC directory.
 
-use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use futures_util::SinkExt;
 use plyr_identity::Did;
@@ -19,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::loopback::Loopback;
+use crate::testing::{lock, wait_for};
 
 const LABELER: &str = "did:plc:labeler2ggjmksahdcvelwfy";
 const OTHER: &str = "did:plc:other2ggjmksahdcvelwfyzu";
 const TRACK: &str = "at://did:plc:alice2ggjmksahdcvelwfyzu/fm.plyr.track/3kabc";
-const WAIT: Duration = Duration::from_secs(20);
 
 /// The test labeler's key: its document's `#atproto_label`, and what `labels_frame` signs with.
 fn labeler_key() -> Signer {
@@ -33,25 +31,6 @@ fn labeler_key() -> Signer {
 /// A key the labeler's document does not name.
 fn other_key() -> Signer {
     Signer::new([0x43; 32]).expect("key")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[derive(Serialize)]

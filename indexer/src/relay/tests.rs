@@ -4,9 +4,7 @@
 //! Postgres.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -31,32 +29,10 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::{RelayConfig, run_relay};
-use crate::testing::{like_record, tid, track_record};
+use crate::testing::{like_record, lock, tid, track_record, wait_for};
 use crate::{IndexerError, last_cursor};
 
-/// Upper bound on any wait for the indexer; polls return as soon as the condition holds.
-const WAIT: Duration = Duration::from_secs(30);
 const TIME: &str = "2026-11-30T00:00:00.000Z";
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Polls `check` until it returns true, failing the test after [`WAIT`].
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 // ---- accounts: a signing repo with its history, so replicas (forks, rotated keys) replay it.
 
