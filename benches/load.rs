@@ -36,7 +36,7 @@ use serde_json::Value;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
 
-use common::{applied, cores, env_or, free_port, fresh_database, mix, wait_for_cursor};
+use common::{applied, cores, cpu, env_or, free_port, fresh_database, mix, wait_for_cursor};
 use support::jetstream::ScriptedJetstream;
 
 const TRACKS: i64 = 100_000;
@@ -456,6 +456,31 @@ async fn wait_healthy(base: &str) -> Result<()> {
     }
 }
 
+/// The appview children and how their threads are counted (`run`, or `serve` and `index`).
+fn appviews(children: &[tokio::process::Child], split: bool) -> Vec<(u32, cpu::Role)> {
+    let roles: &[cpu::Role] = if split {
+        &[cpu::Role::Serve, cpu::Role::Index]
+    } else {
+        &[cpu::Role::Run]
+    };
+    children
+        .iter()
+        .zip(roles)
+        .filter_map(|(child, role)| Some((child.id()?, *role)))
+        .collect()
+}
+
+/// This database's Postgres backends and their `application_name` (`plyr-appview server`,
+/// `plyr-appview indexer`), to say whose CPU they used.
+async fn backends(pool: &PgPool) -> Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "select pid, coalesce(application_name, '') from pg_stat_activity \
+         where datname = current_database()",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let rate: u32 = env_or("BENCH_RATE", 1000);
@@ -533,8 +558,11 @@ async fn main() -> Result<()> {
     let anchor = run_oha(&health, secs.min(10), connections, None, "anchor").await?;
     let warm = run_oha(&mixed, 5, connections, None, "warm").await?;
     println!("warm-up: {:.0} req/s", warm.rps);
+    let watched = appviews(&children, split);
     let before = Histograms::scrape(&http, &base).await?;
+    let idle_cpu = cpu::Snapshot::take(&watched);
     let idle = run_oha(&mixed, secs, connections, Some(rate), "idle").await?;
+    let idle_cpu = idle_cpu.until(&cpu::Snapshot::take(&watched), &backends(&pool).await?);
     let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let floor = {
         let db_url = db_url.clone();
@@ -543,10 +571,12 @@ async fn main() -> Result<()> {
     };
     let max = run_oha(&mixed, secs, connections, None, "max").await?;
 
+    let loaded_cpu = cpu::Snapshot::take(&watched);
     jetstream.append(backlog.frames);
     let ingest_started = Instant::now();
     let before = Histograms::scrape(&http, &base).await?;
     let loaded = run_oha(&mixed, secs, connections, Some(rate), "ingesting").await?;
+    let loaded_cpu = loaded_cpu.until(&cpu::Snapshot::take(&watched), &backends(&pool).await?);
     let loaded_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let window = ingest_started.elapsed().as_secs_f64();
     let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
@@ -585,6 +615,10 @@ async fn main() -> Result<()> {
         ),
         None => println!("pgbench not found: no Postgres round-trip floor measured"),
     }
+    println!("\nCPU during the fixed-rate runs (from /proc), idle:");
+    idle_cpu.print(cores());
+    println!("\nand while ingesting:");
+    loaded_cpu.print(cores());
     println!("\nserver-side time by method (its `/metrics` histogram), fixed {rate} req/s:");
     println!(
         "| method | idle: requests | idle: over 2 / 5 ms | ingesting: requests | ingesting: over 2 / 5 ms |"

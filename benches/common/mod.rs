@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use crate::support::events::*;
 use crate::support::jetstream::Frame;
 
+pub mod cpu;
 mod db;
 pub use db::fresh_database;
 

@@ -4,7 +4,10 @@
 #[path = "../../indexer/src/loopback.rs"]
 mod loopback;
 
-#[allow(unused_imports, reason = "the benches include the support module but not these")]
+#[allow(
+    unused_imports,
+    reason = "the benches include the support module but not these"
+)]
 pub(crate) use loopback::{Loopback as LoopbackPlc, RepoAnswer, UNREACHABLE_PDS};
 
 /// A did:plc from a short name, padded to the 24 base32 characters PLC identifiers have.
