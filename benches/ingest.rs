@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
 
-use common::{cores, free_port, fresh_database, mix, peak_rss_kib, wait_for_cursor};
+use common::{cores, cpu, free_port, fresh_database, mix, peak_rss_kib, wait_for_cursor};
 use support::events::*;
 use support::jetstream::ScriptedJetstream;
 
@@ -99,8 +99,11 @@ async fn main() -> Result<()> {
         .spawn()
         .context("starting plyr-appview")?;
     let pid = child.id().context("child pid")?;
+    let appview = [(pid, cpu::Role::Run)];
+    let cpu_from = cpu::Snapshot::take(&appview);
     wait_for_cursor(&pool, last, Duration::from_secs(900)).await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let used = cpu_from.until(&cpu::Snapshot::take(&appview), &cpu::backends(&pool).await?);
     let indexed: i64 = sqlx::query_scalar("select count(*) from track")
         .fetch_one(&pool)
         .await?;
@@ -116,6 +119,18 @@ async fn main() -> Result<()> {
         "ingest: {total} events in {elapsed:.2}s = {:.0} events/s (all visible; peak RSS {} MiB)",
         total as f64 / elapsed,
         peak_rss_kib(pid).unwrap_or(0) / 1024
+    );
+    // CPU time per event is steadier than events/s on a shared machine.
+    let per_event = |group: &str| used.of(group) * elapsed / total as f64 * 1e6;
+    println!(
+        "CPU per event: the indexer's threads {:.1} µs, its Postgres backends {:.1} µs, \
+         the server's threads {:.1} µs; the machine busy {:.2} of {} cores, {:.2} stolen",
+        per_event(cpu::INDEXER),
+        per_event(cpu::WRITER),
+        per_event(cpu::SERVER),
+        used.busy,
+        cores(),
+        used.steal
     );
 
     // One fresh record after catch-up: time until getTrack answers 200.

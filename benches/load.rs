@@ -470,17 +470,6 @@ fn appviews(children: &[tokio::process::Child], split: bool) -> Vec<(u32, cpu::R
         .collect()
 }
 
-/// This database's Postgres backends and their `application_name` (`plyr-appview server`,
-/// `plyr-appview indexer`), to say whose CPU they used.
-async fn backends(pool: &PgPool) -> Result<Vec<(i32, String)>> {
-    Ok(sqlx::query_as(
-        "select pid, coalesce(application_name, '') from pg_stat_activity \
-         where datname = current_database()",
-    )
-    .fetch_all(pool)
-    .await?)
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let rate: u32 = env_or("BENCH_RATE", 1000);
@@ -562,7 +551,7 @@ async fn main() -> Result<()> {
     let before = Histograms::scrape(&http, &base).await?;
     let idle_cpu = cpu::Snapshot::take(&watched);
     let idle = run_oha(&mixed, secs, connections, Some(rate), "idle").await?;
-    let idle_cpu = idle_cpu.until(&cpu::Snapshot::take(&watched), &backends(&pool).await?);
+    let idle_cpu = idle_cpu.until(&cpu::Snapshot::take(&watched), &cpu::backends(&pool).await?);
     let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let floor = {
         let db_url = db_url.clone();
@@ -576,7 +565,7 @@ async fn main() -> Result<()> {
     let ingest_started = Instant::now();
     let before = Histograms::scrape(&http, &base).await?;
     let loaded = run_oha(&mixed, secs, connections, Some(rate), "ingesting").await?;
-    let loaded_cpu = loaded_cpu.until(&cpu::Snapshot::take(&watched), &backends(&pool).await?);
+    let loaded_cpu = loaded_cpu.until(&cpu::Snapshot::take(&watched), &cpu::backends(&pool).await?);
     let loaded_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let window = ingest_started.elapsed().as_secs_f64();
     let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);

@@ -5,8 +5,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use sqlx::PgPool;
+
 /// /proc's clock ticks per second.
 const USER_HZ: f64 = 100.0;
+
+/// The appview's indexer threads (`plyr-indexer*` under `run`, all of `index`).
+pub const INDEXER: &str = "plyr-appview: indexer threads";
+/// The appview's other threads: the server's.
+pub const SERVER: &str = "plyr-appview: server threads";
+/// The Postgres backends the indexer writes through.
+pub const WRITER: &str = "Postgres: the indexer's backends";
 
 /// How a `plyr-appview` child's threads are counted.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +46,17 @@ pub struct Usage {
     pub groups: Vec<(&'static str, f64)>,
     pub busy: f64,
     pub steal: f64,
+}
+
+/// This database's Postgres backends and their `application_name` (`plyr-appview server`,
+/// `plyr-appview indexer`), to say whose CPU they used.
+pub async fn backends(pool: &PgPool) -> anyhow::Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "select pid, coalesce(application_name, '') from pg_stat_activity \
+         where datname = current_database()",
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// utime + stime of a /proc `stat` file (process or thread), or of its waited-for children.
@@ -104,11 +124,7 @@ impl Snapshot {
                     Role::Serve => false,
                     Role::Index => true,
                 };
-                let group = if indexer {
-                    "plyr-appview: indexer threads"
-                } else {
-                    "plyr-appview: server threads"
-                };
+                let group = if indexer { INDEXER } else { SERVER };
                 add(group, stat_ticks(&format!("{dir}/stat"), false));
             }
         }
@@ -152,7 +168,7 @@ impl Snapshot {
                 .find(|(p, _)| u32::try_from(*p).is_ok_and(|p| p == *pid))
                 .map(|(_, app)| app.as_str());
             let group = match app {
-                Some(app) if app.contains("indexer") => "Postgres: the indexer's backends",
+                Some(app) if app.contains("indexer") => WRITER,
                 Some(app) if app.contains("server") => "Postgres: the server's backends",
                 _ => "Postgres: other",
             };
@@ -167,6 +183,14 @@ impl Snapshot {
 }
 
 impl Usage {
+    /// The cores `group` used, 0 when it used none.
+    pub fn of(&self, group: &str) -> f64 {
+        self.groups
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or(0.0, |(_, cores)| *cores)
+    }
+
     /// One line per group, then the machine's busy and stolen cores.
     pub fn print(&self, cores: usize) {
         println!("| where | cores (of {cores}) |");
