@@ -1,65 +1,14 @@
 //! Handles are shown only once verified both ways: the handle resolver reads DID documents from
 //! a PLC directory (here a loopback server) and keeps a handle only if it resolves back.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::events::{T0, create, identity, rev, rkey, track_record};
+use crate::support::plc::{LoopbackPlc, plc_did};
 use crate::support::{CATCH_UP, Harness};
-
-/// DID documents by DID, and the DID each handle's `/.well-known/atproto-did` names.
-#[derive(Default)]
-struct Directory {
-    docs: HashMap<String, Value>,
-    handles: HashMap<String, String>,
-}
-
-fn plc(name: &str) -> String {
-    format!("did:plc:{name:a<24}")
-}
-
-fn doc(did: &str, handle: &str) -> Value {
-    json!({
-        "@context": ["https://www.w3.org/ns/did/v1"],
-        "id": did,
-        "alsoKnownAs": [format!("at://{handle}")],
-        "verificationMethod": [],
-        "service": [{
-            "id": "#atproto_pds",
-            "type": "AtprotoPersonalDataServer",
-            "serviceEndpoint": "https://pds.example.com",
-        }],
-    })
-}
-
-async fn plc_doc(
-    State(dir): State<Arc<Directory>>,
-    Path(did): Path<String>,
-) -> (StatusCode, String) {
-    match dir.docs.get(&did) {
-        Some(doc) => (StatusCode::OK, doc.to_string()),
-        None => (StatusCode::NOT_FOUND, "not found".to_owned()),
-    }
-}
-
-async fn well_known(State(dir): State<Arc<Directory>>, headers: HeaderMap) -> (StatusCode, String) {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    match dir.handles.get(host) {
-        Some(did) => (StatusCode::OK, did.clone()),
-        None => (StatusCode::NOT_FOUND, String::new()),
-    }
-}
 
 async fn handle_of(pool: &PgPool, did: &str) -> (Option<String>, bool) {
     sqlx::query_as("select handle, identity_checked_at is not null from actor where did = $1")
@@ -72,38 +21,13 @@ async fn handle_of(pool: &PgPool, did: &str) -> (Option<String>, bool) {
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn handles_are_shown_only_when_they_resolve_back(pool: PgPool) {
     // did:plc identifiers are 24 base32 characters; a directory holds nothing else.
-    let (alice, mallory) = (plc("alice"), plc("mallory"));
-    let mut directory = Directory::default();
-    directory
-        .docs
-        .insert(alice.clone(), doc(&alice, "alice.test"));
+    let (alice, mallory) = (plc_did("alice"), plc_did("mallory"));
+    let plc = LoopbackPlc::start().await;
+    plc.set_handle_doc(&alice, "alice.test", Some("https://pds.example.com"));
     // Mallory's document claims alice's handle, which names alice: not verified.
-    directory
-        .docs
-        .insert(mallory.clone(), doc(&mallory, "alice.test"));
-    directory
-        .handles
-        .insert("alice.test".to_owned(), alice.clone());
-    let app = axum::Router::new()
-        .route("/.well-known/atproto-did", get(well_known))
-        .route("/{did}", get(plc_doc))
-        .with_state(Arc::new(directory));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base: url::Url = format!("http://{}", listener.local_addr().expect("addr"))
-        .parse()
-        .expect("url");
+    plc.set_handle_doc(&mallory, "alice.test", Some("https://pds.example.com"));
+    plc.set_handle_did("alice.test", &alice);
     let stop = CancellationToken::new();
-    let server = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .expect("plc server");
-        })
-    };
 
     let frames = vec![
         create(
@@ -129,9 +53,9 @@ async fn handles_are_shown_only_when_they_resolve_back(pool: PgPool) {
     h.wait_for_cursor(T0 + 3).await;
 
     let resolver = plyr_identity::Resolver::new(plyr_identity::ResolverConfig {
-        plc_url: base.clone(),
+        plc_url: plc.url.clone(),
         allow_loopback: true,
-        handle_resolution_base: Some(base),
+        handle_resolution_base: Some(plc.url.clone()),
         // Nothing listens here: DNS TXT answers fail fast and the HTTPS method decides.
         dns_nameserver: Some("127.0.0.1:9".parse().expect("addr")),
         dns_timeout: Duration::from_millis(200),
@@ -177,6 +101,6 @@ async fn handles_are_shown_only_when_they_resolve_back(pool: PgPool) {
 
     stop.cancel();
     resolving.await.expect("join").expect("resolver task");
-    server.await.expect("server");
+    plc.stop().await;
     h.stop().await;
 }

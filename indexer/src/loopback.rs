@@ -1,13 +1,13 @@
 //! Tests only: a PLC directory and a PDS on one loopback HTTP server (axum), serving DID
-//! documents at `/{did}`, `com.atproto.sync.getRepoStatus` and `getBlob` answers and plain
-//! files, counting requests. The end-to-end tests include this file too
+//! documents at `/{did}`, `com.atproto.sync.getRepoStatus` and `getBlob` answers, plain files
+//! and `/.well-known/atproto-did` by `Host`, counting requests. The end-to-end tests include this file too
 //! (`tests/support/plc.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use plyr_identity::{Resolver, ResolverConfig};
 use plyr_repo::PublicKey;
@@ -39,6 +39,8 @@ struct World {
     blobs: Mutex<HashMap<(String, String), Vec<u8>>>,
     files: Mutex<HashMap<String, Vec<u8>>>,
     blob_hits: Mutex<usize>,
+    /// The DID `/.well-known/atproto-did` names, by the handle in the request's `Host`.
+    handles: Mutex<HashMap<String, String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,6 +63,7 @@ impl Loopback {
             .route("/xrpc/com.atproto.sync.getRepoStatus", get(repo_status))
             .route("/xrpc/com.atproto.sync.getBlob", get(get_blob))
             .route("/files/{name}", get(get_file))
+            .route("/.well-known/atproto-did", get(well_known_did))
             .route("/{did}", get(plc_doc))
             .with_state(Arc::clone(&world));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -109,17 +112,6 @@ impl Loopback {
             "publicKeyMultibase": key,
         });
         self.put_doc(did, None, vec![method], pds_service(pds));
-    }
-
-    /// Serves a document for `did` claiming `handle`, with no key, hosted on `pds` (this
-    /// server if `None`): what the account checker and the handle resolver read.
-    #[allow(
-        dead_code,
-        reason = "used by the end-to-end tests, which include this file"
-    )]
-    pub(crate) fn set_handle_doc(&self, did: &str, handle: &str, pds: Option<&str>) {
-        let pds = pds.unwrap_or(self.pds());
-        self.put_doc(did, Some(handle), Vec::new(), pds_service(pds));
     }
 
     /// Serves a labeler's document: its `#atproto_labeler` service at `endpoint` and, if given,
@@ -185,6 +177,25 @@ impl Loopback {
     }
 }
 
+/// Identities by handle: what the account checker and the handle resolver read.
+#[allow(
+    dead_code,
+    reason = "used by the end-to-end tests, which include this file"
+)]
+impl Loopback {
+    /// Serves a document for `did` claiming `handle`, with no key, hosted on `pds` (this
+    /// server if `None`).
+    pub(crate) fn set_handle_doc(&self, did: &str, handle: &str, pds: Option<&str>) {
+        let pds = pds.unwrap_or(self.pds());
+        self.put_doc(did, Some(handle), Vec::new(), pds_service(pds));
+    }
+
+    /// Answers `/.well-known/atproto-did` for `handle` (sent as `Host`) with `did`.
+    pub(crate) fn set_handle_did(&self, handle: &str, did: &str) {
+        lock(&self.world.handles).insert(handle.to_owned(), did.to_owned());
+    }
+}
+
 /// The `#atproto_pds` service entry for `pds`.
 fn pds_service(pds: &str) -> Value {
     json!({
@@ -238,6 +249,20 @@ async fn get_blob(
                 .to_string()
                 .into_bytes(),
         ),
+    }
+}
+
+async fn well_known_did(
+    State(world): State<Arc<World>>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    match lock(&world.handles).get(host) {
+        Some(did) => (StatusCode::OK, did.clone()),
+        None => (StatusCode::NOT_FOUND, String::new()),
     }
 }
 
