@@ -1,7 +1,7 @@
 //! Tests only: a PLC directory and a PDS on one loopback HTTP server (axum), serving DID
 //! documents at `/{did}`, `com.atproto.sync.getRepoStatus` and `getBlob` answers, plain files
-//! and `/.well-known/atproto-did` by `Host`, counting requests. The end-to-end tests include this file too
-//! (`tests/support/plc.rs`).
+//! and `/.well-known/atproto-did` by `Host`, counting requests. The end-to-end tests include
+//! this file too (`tests/support/plc.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
