@@ -5,20 +5,23 @@
 //!
 //! First pages of the track feeds (getLatestTracks, getArtistTracks) are kept as the ordered
 //! URIs they list, and hydrated through the track cache: a like only drops the liked track's
-//! view, while a page is dropped when a track it could list is written or deleted. First pages
-//! of getLikes are kept whole, dropped when their track is named. Under full-speed ingest this
-//! keeps the busiest reads off a Postgres that is busy writing.
+//! view, while a page is dropped when a track it could list is written or deleted. A latest
+//! page is kept when the tracks written all sort below its last row and none it lists was
+//! deleted: catching up on a backlog writes old tracks by the thousand, none of which can enter
+//! it. First pages of getLikes are kept whole, dropped when their track is named. Under
+//! full-speed ingest this keeps the busiest reads off a Postgres that is busy writing.
 //!
 //! A read that missed stores its result only if no invalidation of its key passed meanwhile
 //! ([`Guarded`]): the check is per key, since under full-speed ingest some invalidation passes
 //! every few milliseconds, and a cache-wide check would keep every miss out exactly then.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -55,7 +58,7 @@ struct Inner {
     /// `None`: the track is missing or hidden.
     tracks: Guarded<String, Option<TrackRow>>,
     /// First pages of getLatestTracks by rows fetched: the URIs, in feed order.
-    latest_pages: Guarded<i64, Page>,
+    latest_pages: Guarded<i64, LatestPage>,
     /// First pages of getArtistTracks by artist DID, then by rows fetched.
     artist_pages: Guarded<String, Pages<Page>>,
     /// First pages of getLikes by subject track, then by rows fetched; dropped when a change
@@ -86,6 +89,33 @@ impl Inner {
 /// A cached first page: its tracks' URIs in order.
 type Page = Arc<[String]>;
 
+/// A cached first page of getLatestTracks, and where its last row sorts.
+#[derive(Debug, Clone)]
+struct LatestPage {
+    uris: Page,
+    /// The last row's `sort_at` when the page is full; `None` when the feed ended on it, so
+    /// any new track would enter.
+    floor: Option<DateTime<Utc>>,
+}
+
+impl LatestPage {
+    fn of(rows: &[TrackRow], fetch: i64) -> LatestPage {
+        let full = i64::try_from(rows.len()).is_ok_and(|len| len >= fetch);
+        LatestPage {
+            uris: page_of(rows),
+            floor: rows.last().filter(|_| full).map(|row| row.sort_at),
+        }
+    }
+
+    /// Whether a change that wrote or deleted `listed`, the written ones sorting no later
+    /// than `newest`, may have changed this page. Feed order is `sort_at` then URI, both
+    /// descending: a track at the floor's instant may still sort before the last row.
+    fn may_change(&self, listed: &HashSet<String>, newest: DateTime<Utc>) -> bool {
+        self.floor.is_none_or(|floor| newest >= floor)
+            || self.uris.iter().any(|uri| listed.contains(uri))
+    }
+}
+
 /// One key's cached first pages (an artist's tracks, a track's likes), by rows fetched.
 type Pages<V> = Arc<Mutex<HashMap<i64, V>>>;
 
@@ -110,6 +140,10 @@ struct Changes {
     /// from older indexers' payloads, where every named track counts.
     #[serde(default)]
     listed: Option<Vec<String>>,
+    /// No track written sorts after this (`least(created_at, indexed_at)` <= `createdAt`).
+    /// Absent when none was written, and from older indexers' payloads.
+    #[serde(default)]
+    newest: Option<DateTime<Utc>>,
 }
 
 impl Default for ViewCache {
@@ -128,7 +162,11 @@ impl ViewCache {
                 actors: Guarded::new(bounded(capacity).build()),
                 handles: Guarded::new(bounded(capacity).build()),
                 tracks: Guarded::new(bounded(capacity).support_invalidation_closures().build()),
-                latest_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
+                latest_pages: Guarded::new(
+                    bounded(PAGE_CAPACITY)
+                        .support_invalidation_closures()
+                        .build(),
+                ),
                 artist_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
                 like_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
                 live: watch::Sender::new(false),
@@ -200,8 +238,10 @@ impl ViewCache {
                 // A written or deleted track may have entered, left or moved in any page that
                 // could list it; a liked one only changed its view, hydrated from `tracks`.
                 let listed = changes.listed.as_ref().unwrap_or(&changes.tracks);
-                if !listed.is_empty() || !changes.authors.is_empty() {
+                if !changes.authors.is_empty() {
                     inner.latest_pages.invalidate_all();
+                } else if !listed.is_empty() {
+                    self.drop_latest_pages(listed, changes.newest);
                 }
                 let artists = listed.iter().filter_map(|uri| did_of(uri));
                 for did in artists.chain(changes.authors.iter().map(String::as_str)) {
@@ -225,6 +265,23 @@ impl ViewCache {
             cache.run_pending_tasks().await;
         }
         self.inner.applied.send_modify(|n| *n += 1);
+    }
+
+    /// Drops the latest pages that tracks written or deleted (`listed`) may have entered, left
+    /// or moved in. Without a bound on where the written ones sort (`newest`), that is all.
+    fn drop_latest_pages(&self, listed: &[String], newest: Option<DateTime<Utc>>) {
+        let pages = &self.inner.latest_pages;
+        let Some(newest) = newest else {
+            pages.invalidate_all();
+            return;
+        };
+        let listed: HashSet<String> = listed.iter().cloned().collect();
+        if pages
+            .invalidate_if(move |_, page| page.may_change(&listed, newest))
+            .is_err()
+        {
+            pages.invalidate_all();
+        }
     }
 
     /// The profile of an active actor, as `queries::actor::profile`.
@@ -359,7 +416,7 @@ impl ViewCache {
         let mut fresh = None;
         let read = async {
             let rows = queries::track::latest(db, None, fetch).await?;
-            let page = page_of(&rows);
+            let page = LatestPage::of(&rows, fetch);
             fresh = Some(rows);
             Ok(page)
         };
@@ -368,7 +425,7 @@ impl ViewCache {
             .await?;
         match fresh {
             Some(rows) => Ok(rows),
-            None => self.hydrate(db, &page).await,
+            None => self.hydrate(db, &page.uris).await,
         }
     }
 
@@ -615,6 +672,31 @@ mod tests {
         let since = cache.version("b");
         cache.insert("b".into(), 4, since).await;
         assert_eq!(cache.get("b").await, Some(4));
+    }
+
+    #[test]
+    fn a_latest_page_may_change_when_a_written_track_can_reach_its_last_row() {
+        let time = |secs| DateTime::from_timestamp(secs, 0).expect("time");
+        let listing = "at://did:plc:a/fm.plyr.track/1".to_owned();
+        let page = LatestPage {
+            uris: Arc::from(vec![listing.clone()]),
+            floor: Some(time(100)),
+        };
+        let elsewhere = HashSet::from(["at://did:plc:a/fm.plyr.track/2".to_owned()]);
+        assert!(!page.may_change(&elsewhere, time(99)), "sorts below it");
+        assert!(page.may_change(&elsewhere, time(100)), "a tie goes by URI");
+        assert!(
+            page.may_change(&HashSet::from([listing]), time(1)),
+            "it lists one"
+        );
+        let ended = LatestPage {
+            floor: None,
+            ..page
+        };
+        assert!(
+            ended.may_change(&elsewhere, time(1)),
+            "any track enters a short page"
+        );
     }
 
     #[tokio::test]

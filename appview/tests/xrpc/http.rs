@@ -446,6 +446,87 @@ async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they
     follower.await.expect("follower stops");
 }
 
+/// Sends a change set that wrote or deleted `listed` tracks, the written ones sorting no later
+/// than `newest` (as the indexer's batch does; `None`: no bound, as from a delete).
+async fn notify_listed(db: &PgPool, listed: &[&str], newest: Option<i64>) {
+    let mut payload = serde_json::json!({"profiles": [], "authors": [], "tracks": listed,
+                                         "listed": listed});
+    if let Some(secs) = newest {
+        payload["newest"] = serde_json::json!(support::at(secs).to_rfc3339());
+    }
+    sqlx::query("select pg_notify('plyr_view_changed', $1)")
+        .bind(payload.to_string())
+        .execute(db)
+        .await
+        .expect("notify");
+}
+
+/// Catching up on a backlog writes old tracks by the thousand: a first page of the latest feed
+/// is kept while every track written sorts below its last row and none it lists changed.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn latest_pages_are_kept_through_writes_of_tracks_that_sort_below_them(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    let a1 = support::track(&db, ALICE, "a1", 10).await;
+    let a2 = support::track(&db, ALICE, "a2", 20).await;
+    let a3 = support::track(&db, ALICE, "a3", 30).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let page = || {
+        let app = app.clone();
+        async move {
+            let (resp, body) = send(&app, get("/xrpc/fm.plyr.feed.getLatestTracks?limit=2")).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            json(&body)["tracks"]
+                .as_array()
+                .expect("tracks")
+                .iter()
+                .map(|t| t["uri"].as_str().expect("uri").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Two rows and the one after them (for the cursor): a1 is the page's last row read.
+    assert_eq!(page().await, [a3.clone(), a2.clone()]);
+
+    // A new track, written without a notification: it shows only once the page is read again.
+    let new = support::track(&db, ALICE, "new", 40).await;
+    // An old track's write keeps the page: it sorts below a1.
+    let old = support::track(&db, ALICE, "old", 5).await;
+    notify_listed(&db, &[&old], Some(5)).await;
+    cache.applied(1).await;
+    assert_eq!(page().await, [a3.clone(), a2.clone()], "kept");
+    // A write that may sort at a1's instant drops it (ties go by URI).
+    notify_listed(&db, &[&old], Some(10)).await;
+    cache.applied(2).await;
+    assert_eq!(page().await, [new.clone(), a3.clone()]);
+
+    // A rewrite of a track the page lists drops it, wherever the track now sorts.
+    sqlx::query("update track set sort_at = $2 where uri = $1")
+        .bind(&a3)
+        .bind(support::at(1))
+        .execute(&db)
+        .await
+        .expect("update");
+    notify_listed(&db, &[&a3], Some(1)).await;
+    cache.applied(3).await;
+    assert_eq!(page().await, [new.clone(), a2.clone()]);
+
+    // A delete carries no bound: every latest page goes.
+    sqlx::query("delete from track where uri = $1")
+        .bind(&new)
+        .execute(&db)
+        .await
+        .expect("delete");
+    notify_listed(&db, &[&new], None).await;
+    cache.applied(4).await;
+    assert_eq!(page().await, [a2.clone(), a1.clone()]);
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
+
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
     support::actor(&db, ALICE, Some("alice.test")).await;

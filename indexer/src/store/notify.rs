@@ -1,14 +1,18 @@
 //! Tells readers what a committed batch changed: `pg_notify`s on [`CHANNEL`] inside the
 //! batch's transaction (Postgres delivers them at commit, or never), so the appview can drop
 //! its cached views without depending on this crate. Each payload is the contract:
-//! `{"profiles":[did..],"authors":[did..],"tracks":[uri..],"listed":[uri..]}`, or the bare word
-//! `changed` when the batch touched too much to list (readers then drop everything). A change
-//! set larger than one payload is split over several notifies: a batch at full ingest speed
-//! names thousands of tracks, and clearing every reader's cache for each would leave the cache
-//! empty exactly when Postgres is busiest.
+//! `{"profiles":[did..],"authors":[did..],"tracks":[uri..],"listed":[uri..],"newest":time}`,
+//! or the bare word `changed` when the batch touched too much to list (readers then drop
+//! everything). A change set larger than one payload is split over several notifies: a batch at
+//! full ingest speed names thousands of tracks, and clearing every reader's cache for each would
+//! leave the cache empty exactly when Postgres is busiest. `newest` (absent when no track was
+//! written) bounds where the written tracks sort, so a cached feed page whose last row sorts
+//! after it keeps its place: catching up on a backlog writes old tracks by the thousand, and none
+//! of them can enter the first page of the latest feed.
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use plyr_lexicons::RecordKind;
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -43,6 +47,10 @@ pub(crate) struct Changes {
     /// Tracks written or deleted (a subset of `tracks`): only these may enter, leave or move
     /// in a feed, so readers keep their cached feed pages when a batch only liked tracks.
     pub listed: BTreeSet<String>,
+    /// The latest `createdAt` of the tracks written: none sorts after it in a feed, whose
+    /// position is `least(created_at, indexed_at)`. Sent in every payload of the batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest: Option<DateTime<Utc>>,
     /// Too much changed to list: an account's status (its likes and comments count again, or
     /// stop counting, on other actors' tracks) or a whole repo's snapshot.
     #[serde(skip)]
@@ -65,9 +73,10 @@ impl Changes {
                             Some(Row::Profile(_) | Row::BskyProfile(_)) => {
                                 changes.authors.insert(op.did.clone());
                             }
-                            Some(Row::Track(_)) => {
+                            Some(Row::Track(track)) => {
                                 changes.tracks.insert(op.uri.clone());
                                 changes.listed.insert(op.uri.clone());
+                                changes.newest = changes.newest.max(Some(track.created_at));
                             }
                             Some(Row::List(_)) => {}
                             // The display name and avatar show on every view of the actor.
@@ -156,14 +165,19 @@ impl Changes {
             .chain(self.tracks.iter().map(|u| (Field::Tracks, u)))
             .chain(self.listed.iter().map(|u| (Field::Listed, u)));
         let mut payloads = Vec::new();
-        let mut chunk = Changes::default();
+        // Every payload carries `newest`: a reader may apply any one of them alone.
+        let blank = || Changes {
+            newest: self.newest,
+            ..Changes::default()
+        };
+        let mut chunk = blank();
         // The JSON of an empty change set, then each entry's quoted string and comma.
         let empty = serialize(&chunk).len();
         let mut size = empty;
         for (field, value) in entries {
             let cost = serde_json::to_string(value).map_or(usize::MAX, |s| s.len() + 1);
             if size.saturating_add(cost) > MAX_PAYLOAD && !chunk.is_empty() {
-                payloads.push(serialize(&std::mem::take(&mut chunk)));
+                payloads.push(serialize(&std::mem::replace(&mut chunk, blank())));
                 size = empty;
                 if payloads.len() == MAX_NOTIFIES {
                     return vec![EVERYTHING.to_owned()];
@@ -248,6 +262,8 @@ mod tests {
             authors: BTreeSet<String>,
             tracks: BTreeSet<String>,
             listed: BTreeSet<String>,
+            #[serde(default)]
+            newest: Option<DateTime<Utc>>,
         }
         let wire: Wire = serde_json::from_str(payload).expect("json payload");
         Changes {
@@ -255,6 +271,7 @@ mod tests {
             authors: wire.authors,
             tracks: wire.tracks,
             listed: wire.listed,
+            newest: wire.newest,
             everything: false,
         }
     }
@@ -281,12 +298,18 @@ mod tests {
             }
         }
         changes.authors.insert("did:plc:author".into());
+        changes.newest = Some("2026-03-04T05:06:07.123456Z".parse().expect("time"));
         let payloads = changes.payloads();
         assert!(payloads.len() > 1, "{} payloads", payloads.len());
-        let mut union = Changes::default();
+        let mut union = Changes {
+            newest: changes.newest,
+            ..Changes::default()
+        };
         for payload in &payloads {
             assert!(payload.len() <= MAX_PAYLOAD, "{} bytes", payload.len());
             let part = parse(payload);
+            // Each payload stands alone: each carries the bound.
+            assert_eq!(part.newest, changes.newest, "{payload}");
             union.profiles.extend(part.profiles);
             union.authors.extend(part.authors);
             union.tracks.extend(part.tracks);

@@ -1033,6 +1033,14 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
             serde_json::json!([track_uri]),
         ]
     );
+    // A written track bounds where the batch's tracks sort (its createdAt); a delete or a like
+    // writes none, so their payloads carry no bound.
+    let newest: Vec<Option<chrono::DateTime<chrono::Utc>>> = payloads
+        .iter()
+        .map(|p| serde_json::from_value(p["newest"].clone()).expect("a time or nothing"))
+        .collect();
+    let created = "2024-11-19T12:00:00Z".parse().expect("time");
+    assert_eq!(newest, [Some(created), None, None, None]);
 }
 
 /// An `app.bsky.actor.profile/self` write with this display name and avatar blob CID.
