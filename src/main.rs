@@ -553,12 +553,12 @@ impl Background {
 
 /// `run`'s indexer threads run under `SCHED_IDLE`: they get a core only when nothing else wants
 /// it. Ingest speed is set by Postgres's writer backend, not by these threads (0.15 of a core at
-/// full speed), so requests going first costs it nothing measurable. `SCHED_IDLE` rather than
+/// full speed), so requests going first costs it little. `SCHED_IDLE` rather than
 /// niceness 19 because the kernel counts a core running only `SCHED_IDLE` threads as idle when
 /// it places a waking thread: a request's thread lands there at once instead of queueing behind
-/// the writer backend on the other core (`cargo bench --bench load`, 1k req/s while ingesting:
-/// p99 2.64-2.67 -> 2.15 ms, ingest 14.0k-14.6k -> 14.9k events/s). Neither needs privilege.
-/// Where `SCHED_IDLE` is refused, niceness 19 is the fallback.
+/// the writer backend on the other core (`cargo bench --bench load`, 1k req/s while ingesting,
+/// three runs each: p99 2.02-2.73 -> 1.78-2.13 ms, ingest unchanged; at 5k req/s ingest gave up
+/// 5-9%). Neither needs privilege. Where `SCHED_IDLE` is refused, niceness 19 is the fallback.
 const INDEXER_NICENESS: i32 = 19;
 
 /// Lowers the calling thread's CPU priority (Linux: per thread): `SCHED_IDLE`, else
