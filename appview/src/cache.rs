@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use moka::future::Cache;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -109,9 +109,11 @@ impl LatestPage {
 
     /// Whether a change that wrote or deleted `listed`, the written ones sorting no later
     /// than `newest`, may have changed this page. Feed order is `sort_at` then URI, both
-    /// descending: a track at the floor's instant may still sort before the last row.
+    /// descending: a track at the floor's instant may still sort before the last row. Postgres
+    /// keeps microseconds, so a finer `createdAt` may be stored a microsecond later.
     fn may_change(&self, listed: &HashSet<String>, newest: DateTime<Utc>) -> bool {
-        self.floor.is_none_or(|floor| newest >= floor)
+        let reach = newest + TimeDelta::microseconds(1);
+        self.floor.is_none_or(|floor| reach >= floor)
             || self.uris.iter().any(|uri| listed.contains(uri))
     }
 }
@@ -684,6 +686,11 @@ mod tests {
         };
         let elsewhere = HashSet::from(["at://did:plc:a/fm.plyr.track/2".to_owned()]);
         assert!(!page.may_change(&elsewhere, time(99)), "sorts below it");
+        let just_below = time(100) - TimeDelta::microseconds(1);
+        assert!(
+            page.may_change(&elsewhere, just_below),
+            "a finer createdAt may be stored a microsecond later"
+        );
         assert!(page.may_change(&elsewhere, time(100)), "a tie goes by URI");
         assert!(
             page.may_change(&HashSet::from([listing]), time(1)),
