@@ -155,12 +155,14 @@ pub async fn top(
             sqlx::query_as(concat!(
                 "select ",
                 track_columns!(),
-                ", t.like_count::bigint as score from track t",
+                // Migration 0012's ranking table, walked in order; `track` has no index on
+                // `like_count`, so that a like updates its track's row in place.
+                ", r.like_count::bigint as score \
+                 from track_rank r join track t on t.uri = r.uri",
                 track_joins!(),
-                "where t.like_count > 0 \
-                   and (t.like_count, t.uri) < (coalesce($3, 2147483647), coalesce($4, '')) ",
+                "where (r.like_count, r.uri) < (coalesce($3, 2147483647), coalesce($4, '')) ",
                 without_labels!("$1"),
-                " order by t.like_count desc, t.uri desc limit $2"
+                " order by r.like_count desc, r.uri desc limit $2"
             ))
             .bind(exclude_labels)
             .bind(limit)

@@ -742,6 +742,7 @@ async fn counters_match_a_full_recount(pool: PgPool) {
         .await
         .expect("track drift");
         assert_eq!(drift, 0);
+        assert_eq!(rank_drift(&pool).await, 0);
     }
     // Spot-check the end state: Alice likes t0 twice (counts once), Bob likes t1 and t2.
     assert_eq!(actor_counts(&pool, ALICE).await, (2, 1, 0, 0, 0));
@@ -770,7 +771,7 @@ impl Lcg {
 async fn random_histories_fold_to_the_newest_rev_in_any_order(pool: PgPool) {
     for seed in [7, 11, 23, 42, 99] {
         sqlx::query(
-            "truncate actor, record, track, track_like, comment, list, list_item, profile,
+            "truncate actor, record, track, track_rank, track_like, comment, list, list_item, profile,
                       consumer_cursor, indexer_skip",
         )
         .execute(&pool)
@@ -909,7 +910,7 @@ async fn random_history(pool: &PgPool, seed: u64) {
         .fetch_one(pool)
         .await
         .expect("track drift");
-        (actors, tracks)
+        (actors, tracks + rank_drift(pool).await)
     };
     assert_eq!(drift().await, (0, 0), "seed {seed}");
     let before = snapshot(pool).await;
@@ -986,6 +987,18 @@ async fn account_claims_wait_for_confirmation(pool: PgPool) {
     )
     .await;
     assert_eq!(actor(&pool, "did:plc:carol2ggjmksahdcvelwfyzu").await, None);
+}
+
+/// Tracks whose row in `track_rank` (migration 0012's triggers) disagrees with their
+/// `like_count`: a liked track must have one with its count, an unliked one none.
+async fn rank_drift(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from track t full join track_rank r on r.uri = t.uri
+         where (case when t.like_count > 0 then t.like_count end) is distinct from r.like_count",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("rank drift")
 }
 
 /// Issue #4: a committed batch notifies readers of the views it changed, a like and its

@@ -1,0 +1,36 @@
+-- Top-tracks order, kept apart from `track`. With `like_count` indexed on `track`, a like could
+-- not update its track's row in place (HOT): each one rewrote the row's entries in every index
+-- of `track`, two trigram GIN among them. Ingest bench: 52.5 -> 35 us of Postgres per event
+-- with those indexes gone. `track.like_count` stays the count that views show; this table holds
+-- the liked tracks' counts for ordering, kept in step by the triggers below in the same
+-- transaction, whoever writes `track`.
+create table track_rank (
+    uri        text collate "C" primary key references track (uri) on delete cascade,
+    like_count integer not null check (like_count > 0)
+);
+create index track_rank_top_idx on track_rank (like_count desc, uri desc);
+
+create function track_rank_sync() returns trigger
+    language plpgsql
+as $$
+begin
+    if new.like_count > 0 then
+        insert into track_rank (uri, like_count) values (new.uri, new.like_count)
+        on conflict (uri) do update set like_count = excluded.like_count;
+    else
+        delete from track_rank where uri = new.uri;
+    end if;
+    return null;
+end
+$$;
+
+create trigger track_rank_on_insert after insert on track
+    for each row when (new.like_count > 0) execute function track_rank_sync();
+create trigger track_rank_on_update after update of like_count on track
+    for each row when (old.like_count is distinct from new.like_count)
+    execute function track_rank_sync();
+
+insert into track_rank (uri, like_count) select uri, like_count from track where like_count > 0;
+
+drop index track_top_idx;
+drop index track_like_count_idx;
