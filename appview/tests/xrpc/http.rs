@@ -243,6 +243,15 @@ async fn docs_describe_every_served_method(db: PgPool) {
     assert!(html.contains("<code>actor</code>"));
 }
 
+/// Sends `payload` on the channel the indexer's batches notify, as they do.
+async fn send_changes<'e>(payload: &Value, db: impl sqlx::PgExecutor<'e>) {
+    sqlx::query("select pg_notify('plyr_view_changed', $1)")
+        .bind(payload.to_string())
+        .execute(db)
+        .await
+        .expect("notify");
+}
+
 /// Sets a track's like count and notifies as the indexer's batch does (same transaction).
 async fn like_and_notify(db: &PgPool, uri: &str, likes: i32, notify: bool) {
     let mut tx = db.begin().await.expect("begin");
@@ -254,11 +263,7 @@ async fn like_and_notify(db: &PgPool, uri: &str, likes: i32, notify: bool) {
         .expect("count");
     if notify {
         let payload = serde_json::json!({"profiles": [BOB], "authors": [], "tracks": [uri]});
-        sqlx::query("select pg_notify('plyr_view_changed', $1)")
-            .bind(payload.to_string())
-            .execute(&mut *tx)
-            .await
-            .expect("notify");
+        send_changes(&payload, &mut *tx).await;
     }
     tx.commit().await.expect("commit");
 }
@@ -314,11 +319,7 @@ async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
     assert_eq!(ok.status(), StatusCode::OK);
     support::hide(&db, ALICE, Some("takendown")).await;
     let payload = serde_json::json!({"profiles": [ALICE], "authors": [ALICE], "tracks": []});
-    sqlx::query("select pg_notify('plyr_view_changed', $1)")
-        .bind(payload.to_string())
-        .execute(&db)
-        .await
-        .expect("notify");
+    send_changes(&payload, &db).await;
     cache.applied(3).await;
     let (gone, _) = send(&app, get(&path)).await;
     assert_eq!(
@@ -331,14 +332,22 @@ async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
     follower.await.expect("follower stops");
 }
 
+/// The URIs a track feed at `path` lists, in order.
+async fn track_uris(app: &Router, path: &str) -> Vec<String> {
+    let (resp, body) = send(app, get(path)).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    json(&body)["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|t| t["uri"].as_str().expect("uri").to_owned())
+        .collect()
+}
+
 /// Sends a change set as the indexer's batch does.
 async fn notify_changes(db: &PgPool, authors: &[&str], tracks: &[&str]) {
     let payload = serde_json::json!({"profiles": [], "authors": authors, "tracks": tracks});
-    sqlx::query("select pg_notify('plyr_view_changed', $1)")
-        .bind(payload.to_string())
-        .execute(db)
-        .await
-        .expect("notify");
+    send_changes(&payload, db).await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
@@ -359,21 +368,9 @@ async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they
         "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit=10",
         support::enc(ALICE)
     );
-    let uris = |body: &[u8]| -> Vec<String> {
-        json(body)["tracks"]
-            .as_array()
-            .expect("tracks")
-            .iter()
-            .map(|t| t["uri"].as_str().expect("uri").to_owned())
-            .collect()
-    };
     let page = |path: String| {
         let app = app.clone();
-        async move {
-            let (resp, body) = send(&app, get(&path)).await;
-            assert_eq!(resp.status(), StatusCode::OK, "{path}");
-            uris(&body)
-        }
+        async move { track_uris(&app, &path).await }
     };
 
     assert_eq!(page(latest.into()).await, [b1.clone(), a1.clone()]);
@@ -454,11 +451,7 @@ async fn notify_listed(db: &PgPool, listed: &[&str], newest: Option<i64>) {
     if let Some(secs) = newest {
         payload["newest"] = serde_json::json!(support::at(secs).to_rfc3339());
     }
-    sqlx::query("select pg_notify('plyr_view_changed', $1)")
-        .bind(payload.to_string())
-        .execute(db)
-        .await
-        .expect("notify");
+    send_changes(&payload, db).await;
 }
 
 /// Catching up on a backlog writes old tracks by the thousand: a first page of the latest feed
@@ -476,16 +469,7 @@ async fn latest_pages_are_kept_through_writes_of_tracks_that_sort_below_them(db:
     let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
     let page = || {
         let app = app.clone();
-        async move {
-            let (resp, body) = send(&app, get("/xrpc/fm.plyr.feed.getLatestTracks?limit=2")).await;
-            assert_eq!(resp.status(), StatusCode::OK);
-            json(&body)["tracks"]
-                .as_array()
-                .expect("tracks")
-                .iter()
-                .map(|t| t["uri"].as_str().expect("uri").to_owned())
-                .collect::<Vec<_>>()
-        }
+        async move { track_uris(&app, "/xrpc/fm.plyr.feed.getLatestTracks?limit=2").await }
     };
     // Two rows and the one after them (for the cursor): a1 is the page's last row read.
     assert_eq!(page().await, [a3.clone(), a2.clone()]);
@@ -555,11 +539,7 @@ async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
         "cached"
     );
     let payload = serde_json::json!({"profiles": [BOB], "authors": [], "tracks": []});
-    sqlx::query("select pg_notify('plyr_view_changed', $1)")
-        .bind(payload.to_string())
-        .execute(&db)
-        .await
-        .expect("notify");
+    send_changes(&payload, &db).await;
     cache.applied(1).await;
     assert_eq!(status(profile(BOB)).await, StatusCode::OK);
 
@@ -660,11 +640,7 @@ async fn feed_pages_outlive_likes_and_drop_for_written_tracks(db: PgPool) {
             let payload = serde_json::json!({
                 "profiles": [], "authors": [], "tracks": tracks, "listed": listed,
             });
-            sqlx::query("select pg_notify('plyr_view_changed', $1)")
-                .bind(payload.to_string())
-                .execute(&db)
-                .await
-                .expect("notify");
+            send_changes(&payload, &db).await;
         }
     };
     let page = |path: String| {
