@@ -1001,6 +1001,38 @@ async fn rank_drift(pool: &PgPool) -> i64 {
     .expect("rank drift")
 }
 
+/// Migration 0012's triggers keep `track_rank` right whoever writes `track`: a like counted, the
+/// track deleted, the table truncated.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn the_rank_follows_track_counts_through_deletes_and_truncates(pool: PgPool) {
+    let ranked = || async {
+        sqlx::query_as::<_, (String, i32)>("select uri, like_count from track_rank")
+            .fetch_all(&pool)
+            .await
+            .expect("rank")
+    };
+    let one = uri(ALICE, "track", &tid(100));
+    let two = uri(ALICE, "track", &tid(101));
+    ingest(&pool, &[track(1, ALICE, &tid(100), &tid(1), "One")]).await;
+    ingest(&pool, &[like(2, BOB, &tid(200), &tid(2), &one)]).await;
+    assert_eq!(ranked().await, [(one.clone(), 1)]);
+    ingest(
+        &pool,
+        &[delete(3, ALICE, "fm.plyr.track", &tid(100), &tid(3))],
+    )
+    .await;
+    assert_eq!(ranked().await, []);
+
+    ingest(&pool, &[track(4, ALICE, &tid(101), &tid(4), "Two")]).await;
+    ingest(&pool, &[like(5, BOB, &tid(201), &tid(5), &two)]).await;
+    assert_eq!(ranked().await, [(two, 1)]);
+    sqlx::query("truncate track")
+        .execute(&pool)
+        .await
+        .expect("truncate");
+    assert_eq!(ranked().await, []);
+}
+
 /// Issue #4: a committed batch notifies readers of the views it changed, a like and its
 /// delete naming the liked track, so the appview's caches never serve stale counts.
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
