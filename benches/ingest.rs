@@ -25,9 +25,7 @@ use support::jetstream::ScriptedJetstream;
 
 /// The ceiling: one `insert ... select from unnest(...) on conflict do update` of `rows` tracks.
 async fn bulk_upsert_ceiling(pool: &PgPool, rows: usize) -> Result<f64> {
-    sqlx::query("truncate track, track_rank")
-        .execute(pool)
-        .await?;
+    sqlx::query("truncate track").execute(pool).await?;
     let uris: Vec<String> = (0..rows)
         .map(|i| format!("at://did:plc:ceiling{}/fm.plyr.track/3kt{i:010}", i % 2000))
         .collect();

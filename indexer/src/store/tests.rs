@@ -771,7 +771,7 @@ impl Lcg {
 async fn random_histories_fold_to_the_newest_rev_in_any_order(pool: PgPool) {
     for seed in [7, 11, 23, 42, 99] {
         sqlx::query(
-            "truncate actor, record, track, track_rank, track_like, comment, list, list_item, profile,
+            "truncate actor, record, track, track_like, comment, list, list_item, profile,
                       consumer_cursor, indexer_skip",
         )
         .execute(&pool)
