@@ -5,10 +5,10 @@
 //!
 //! First pages of the track feeds (getLatestTracks, getArtistTracks) are kept as the ordered
 //! URIs they list, and hydrated through the track cache: a like only drops the liked track's
-//! view, while a page is dropped when a track it could list is written or deleted. A latest
-//! page is kept when the tracks written all sort below its last row and none it lists was
-//! deleted: catching up on a backlog writes old tracks by the thousand, none of which can enter
-//! it. First pages of getLikes are kept whole, dropped when their track is named. Under
+//! view, while a page is dropped when a track it could list is written or deleted. A page is
+//! kept when the tracks written all sort below its last row and none it lists was written or
+//! deleted: catching up on a backlog (or backfilling an artist's catalogue) writes old tracks
+//! by the thousand, none of which can enter it. First pages of getLikes are kept whole, dropped when their track is named. Under
 //! full-speed ingest this keeps the busiest reads off a Postgres that is busy writing.
 //!
 //! A read that missed stores its result only if no invalidation of its key passed meanwhile
@@ -58,9 +58,9 @@ struct Inner {
     /// `None`: the track is missing or hidden.
     tracks: Guarded<String, Option<TrackRow>>,
     /// First pages of getLatestTracks by rows fetched: the URIs, in feed order.
-    latest_pages: Guarded<i64, LatestPage>,
+    latest_pages: Guarded<i64, FeedPage>,
     /// First pages of getArtistTracks by artist DID, then by rows fetched.
-    artist_pages: Guarded<String, Pages<Page>>,
+    artist_pages: Guarded<String, Pages<FeedPage>>,
     /// First pages of getLikes by subject track, then by rows fetched; dropped when a change
     /// names the track (a like of it came or went) and, all of them, when any author changes
     /// (likers' handles and avatars show).
@@ -89,33 +89,41 @@ impl Inner {
 /// A cached first page: its tracks' URIs in order.
 type Page = Arc<[String]>;
 
-/// A cached first page of getLatestTracks, and where its last row sorts.
+/// A cached first page of a track feed in `sort_at` then URI order, both descending
+/// (getLatestTracks, getArtistTracks), and where its last row sorts.
 #[derive(Debug, Clone)]
-struct LatestPage {
+struct FeedPage {
     uris: Page,
     /// The last row's `sort_at` when the page is full; `None` when the feed ended on it, so
     /// any new track would enter.
     floor: Option<DateTime<Utc>>,
 }
 
-impl LatestPage {
-    fn of(rows: &[TrackRow], fetch: i64) -> LatestPage {
+impl FeedPage {
+    fn of(rows: &[TrackRow], fetch: i64) -> FeedPage {
         let full = i64::try_from(rows.len()).is_ok_and(|len| len >= fetch);
-        LatestPage {
+        FeedPage {
             uris: page_of(rows),
             floor: rows.last().filter(|_| full).map(|row| row.sort_at),
         }
     }
 
-    /// Whether a change that wrote or deleted `listed`, the written ones sorting no later
-    /// than `newest`, may have changed this page. Feed order is `sort_at` then URI, both
-    /// descending: a track at the floor's instant may still sort before the last row. Postgres
-    /// keeps microseconds, so a finer `createdAt` may be stored a microsecond later.
-    fn may_change(&self, listed: &HashSet<String>, newest: DateTime<Utc>) -> bool {
-        let reach = newest + TimeDelta::microseconds(1);
+    /// Whether `written` may have changed this page. A track at the floor's instant may still
+    /// sort before the last row (ties go by URI). Postgres keeps microseconds, so a finer
+    /// `createdAt` may be stored a microsecond later.
+    fn may_change(&self, written: &Written) -> bool {
+        let reach = written.newest + TimeDelta::microseconds(1);
         self.floor.is_none_or(|floor| reach >= floor)
-            || self.uris.iter().any(|uri| listed.contains(uri))
+            || self.uris.iter().any(|uri| written.listed.contains(uri))
     }
+}
+
+/// The tracks a change set wrote or deleted, and the latest `createdAt` among the written ones:
+/// no written track sorts after it in a feed (a feed position is `least(createdAt, indexedAt)`).
+#[derive(Debug)]
+struct Written {
+    listed: HashSet<String>,
+    newest: DateTime<Utc>,
 }
 
 /// One key's cached first pages (an artist's tracks, a track's likes), by rows fetched.
@@ -239,15 +247,27 @@ impl ViewCache {
                 }
                 // A written or deleted track may have entered, left or moved in any page that
                 // could list it; a liked one only changed its view, hydrated from `tracks`.
+                // Without a bound on where the written ones sort (`newest`), that is any page.
                 let listed = changes.listed.as_ref().unwrap_or(&changes.tracks);
+                let written = changes.newest.filter(|_| !listed.is_empty()).map(|newest| {
+                    Arc::new(Written {
+                        listed: listed.iter().cloned().collect(),
+                        newest,
+                    })
+                });
                 if !changes.authors.is_empty() {
                     inner.latest_pages.invalidate_all();
                 } else if !listed.is_empty() {
-                    self.drop_latest_pages(listed, changes.newest);
+                    self.drop_latest_pages(written.clone());
                 }
-                let artists = listed.iter().filter_map(|uri| did_of(uri));
-                for did in artists.chain(changes.authors.iter().map(String::as_str)) {
-                    inner.artist_pages.invalidate(did).await;
+                let authors: HashSet<&str> = changes.authors.iter().map(String::as_str).collect();
+                let artists: HashSet<&str> = listed.iter().filter_map(|uri| did_of(uri)).collect();
+                for did in artists.difference(&authors) {
+                    self.drop_artist_pages(did, written.as_deref()).await;
+                }
+                // An author change (a handle, a takedown) changes every page of theirs.
+                for did in &authors {
+                    inner.artist_pages.invalidate(*did).await;
                 }
                 for did in changes.authors {
                     let prefix = format!("at://{did}/");
@@ -269,20 +289,37 @@ impl ViewCache {
         self.inner.applied.send_modify(|n| *n += 1);
     }
 
-    /// Drops the latest pages that tracks written or deleted (`listed`) may have entered, left
-    /// or moved in. Without a bound on where the written ones sort (`newest`), that is all.
-    fn drop_latest_pages(&self, listed: &[String], newest: Option<DateTime<Utc>>) {
+    /// Drops the latest pages that `written` may have changed: all of them without a bound.
+    fn drop_latest_pages(&self, written: Option<Arc<Written>>) {
         let pages = &self.inner.latest_pages;
-        let Some(newest) = newest else {
+        let Some(written) = written else {
             pages.invalidate_all();
             return;
         };
-        let listed: HashSet<String> = listed.iter().cloned().collect();
         if pages
-            .invalidate_if(move |_, page| page.may_change(&listed, newest))
+            .invalidate_if(move |_, page| page.may_change(&written))
             .is_err()
         {
             pages.invalidate_all();
+        }
+    }
+
+    /// Drops those of `did`'s artist pages that `written` (tracks of theirs among them) may
+    /// have changed, all of them without a bound, and keeps out misses of theirs read before
+    /// now. The fence comes first: a miss that stored its page before it is among the pages
+    /// examined here; one that stores after it sees the fence and drops them.
+    async fn drop_artist_pages(&self, did: &str, written: Option<&Written>) {
+        let pages = &self.inner.artist_pages;
+        let Some(written) = written else {
+            pages.invalidate(did).await;
+            return;
+        };
+        pages.fence(did);
+        if let Some(cached) = pages.get(did).await {
+            cached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, page| !page.may_change(written));
         }
     }
 
@@ -418,7 +455,7 @@ impl ViewCache {
         let mut fresh = None;
         let read = async {
             let rows = queries::track::latest(db, None, fetch).await?;
-            let page = LatestPage::of(&rows, fetch);
+            let page = FeedPage::of(&rows, fetch);
             fresh = Some(rows);
             Ok(page)
         };
@@ -442,7 +479,7 @@ impl ViewCache {
         let mut fresh = None;
         let read = async {
             let rows = queries::track::by_author(db, did, None, fetch).await?;
-            let page = page_of(&rows);
+            let page = FeedPage::of(&rows, fetch);
             fresh = Some(rows);
             Ok(page)
         };
@@ -451,7 +488,7 @@ impl ViewCache {
             .await?;
         match fresh {
             Some(rows) => Ok(rows),
-            None => self.hydrate(db, &page).await,
+            None => self.hydrate(db, &page.uris).await,
         }
     }
 
@@ -606,8 +643,13 @@ where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.stripe(key).fetch_add(1, Ordering::SeqCst);
+        self.fence(key);
         self.cache.invalidate(key).await;
+    }
+
+    /// Keeps out misses of `key` read before now, and keeps its entry.
+    fn fence<Q: Hash + ?Sized>(&self, key: &Q) {
+        self.stripe(key).fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops the entries `predicate` picks (the cache must support invalidation closures).
@@ -677,33 +719,50 @@ mod tests {
     }
 
     #[test]
-    fn a_latest_page_may_change_when_a_written_track_can_reach_its_last_row() {
+    fn a_feed_page_may_change_when_a_written_track_can_reach_its_last_row() {
         let time = |secs| DateTime::from_timestamp(secs, 0).expect("time");
         let listing = "at://did:plc:a/fm.plyr.track/1".to_owned();
-        let page = LatestPage {
+        let page = FeedPage {
             uris: Arc::from(vec![listing.clone()]),
             floor: Some(time(100)),
         };
-        let elsewhere = HashSet::from(["at://did:plc:a/fm.plyr.track/2".to_owned()]);
-        assert!(!page.may_change(&elsewhere, time(99)), "sorts below it");
+        let elsewhere = |newest| Written {
+            listed: HashSet::from(["at://did:plc:a/fm.plyr.track/2".to_owned()]),
+            newest,
+        };
+        assert!(!page.may_change(&elsewhere(time(99))), "sorts below it");
         let just_below = time(100) - TimeDelta::microseconds(1);
         assert!(
-            page.may_change(&elsewhere, just_below),
+            page.may_change(&elsewhere(just_below)),
             "a finer createdAt may be stored a microsecond later"
         );
-        assert!(page.may_change(&elsewhere, time(100)), "a tie goes by URI");
-        assert!(
-            page.may_change(&HashSet::from([listing]), time(1)),
-            "it lists one"
-        );
-        let ended = LatestPage {
+        assert!(page.may_change(&elsewhere(time(100))), "a tie goes by URI");
+        let listed = Written {
+            listed: HashSet::from([listing]),
+            newest: time(1),
+        };
+        assert!(page.may_change(&listed), "it lists one");
+        let ended = FeedPage {
             floor: None,
             ..page
         };
         assert!(
-            ended.may_change(&elsewhere, time(1)),
+            ended.may_change(&elsewhere(time(1))),
             "any track enters a short page"
         );
+    }
+
+    #[tokio::test]
+    async fn a_fence_keeps_the_entry_but_not_a_miss_read_before_it() {
+        let cache = guarded();
+        let since = cache.version("a");
+        cache.insert("a".into(), 1, since).await;
+        let since = cache.version("b");
+        cache.fence("a");
+        cache.fence("b");
+        assert_eq!(cache.get("a").await, Some(1), "kept");
+        cache.insert("b".into(), 2, since).await;
+        assert_eq!(cache.get("b").await, None, "read before the fence");
     }
 
     #[tokio::test]

@@ -511,6 +511,92 @@ async fn latest_pages_are_kept_through_writes_of_tracks_that_sort_below_them(db:
     follower.await.expect("follower stops");
 }
 
+/// Backfilling an artist's catalogue, or editing an old track, writes tracks that cannot enter
+/// the artist's first page: it is kept, as a latest page is.
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn artist_pages_are_kept_through_writes_of_their_tracks_that_sort_below_them(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::actor(&db, BOB, Some("bob.test")).await;
+    let a1 = support::track(&db, ALICE, "a1", 10).await;
+    let a2 = support::track(&db, ALICE, "a2", 20).await;
+    let a3 = support::track(&db, ALICE, "a3", 30).await;
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let path = |limit: u32| {
+        format!(
+            "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit={limit}",
+            support::enc(ALICE)
+        )
+    };
+    let page = |limit| {
+        let app = app.clone();
+        let path = path(limit);
+        async move { track_uris(&app, &path).await }
+    };
+    // Two rows and the one after them: a1 is the last row read. The whole catalogue is a page
+    // the feed ended on.
+    assert_eq!(page(2).await, [a3.clone(), a2.clone()]);
+    assert_eq!(page(10).await, [a3.clone(), a2.clone(), a1.clone()]);
+
+    // A new track, written without a notification, shows only once the pages are read again.
+    let new = support::track(&db, ALICE, "new", 40).await;
+    // An old one's write keeps the full page; the short one goes (any track enters it).
+    let old = support::track(&db, ALICE, "old", 5).await;
+    notify_listed(&db, &[&old], Some(5)).await;
+    cache.applied(1).await;
+    assert_eq!(page(2).await, [a3.clone(), a2.clone()], "kept");
+    assert_eq!(
+        page(10).await,
+        [new.clone(), a3.clone(), a2.clone(), a1.clone(), old.clone()]
+    );
+    // Another artist's writes leave Alice's pages alone, bound or none.
+    let b1 = support::track(&db, BOB, "b1", 50).await;
+    notify_listed(&db, &[&b1], Some(50)).await;
+    notify_listed(&db, &[&b1], None).await;
+    cache.applied(3).await;
+    assert_eq!(page(2).await, [a3.clone(), a2.clone()], "still kept");
+    // A write that may sort at a1's instant drops them (ties go by URI).
+    notify_listed(&db, &[&old], Some(10)).await;
+    cache.applied(4).await;
+    assert_eq!(page(2).await, [new.clone(), a3.clone()]);
+
+    // A rewrite of a track the page lists drops it, wherever the track now sorts.
+    sqlx::query("update track set sort_at = $2 where uri = $1")
+        .bind(&a3)
+        .bind(support::at(1))
+        .execute(&db)
+        .await
+        .expect("update");
+    notify_listed(&db, &[&a3], Some(1)).await;
+    cache.applied(5).await;
+    assert_eq!(page(2).await, [new.clone(), a2.clone()]);
+
+    // A delete carries no bound: the artist's pages go.
+    sqlx::query("delete from track where uri = $1")
+        .bind(&new)
+        .execute(&db)
+        .await
+        .expect("delete");
+    notify_listed(&db, &[&new], None).await;
+    cache.applied(6).await;
+    assert_eq!(page(2).await, [a2.clone(), a1.clone()]);
+
+    // An author change drops them whatever the bound (a takedown hides the whole catalogue).
+    support::hide(&db, ALICE, Some("takendown")).await;
+    let payload = serde_json::json!({"profiles": [ALICE], "authors": [ALICE], "tracks": [&old],
+                                     "listed": [&old], "newest": support::at(5).to_rfc3339()});
+    send_changes(&payload, &db).await;
+    cache.applied(7).await;
+    let (resp, _) = send(&app, get(&path(2))).await;
+    assert_ne!(resp.status(), StatusCode::OK, "hidden");
+
+    shutdown.cancel();
+    follower.await.expect("follower stops");
+}
+
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
     support::actor(&db, ALICE, Some("alice.test")).await;
