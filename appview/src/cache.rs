@@ -8,8 +8,9 @@
 //! view, while a page is dropped when a track it could list is written or deleted. A page is
 //! kept when the tracks written all sort below its last row and none it lists was written or
 //! deleted: catching up on a backlog (or backfilling an artist's catalogue) writes old tracks
-//! by the thousand, none of which can enter it. First pages of getLikes are kept whole, dropped when their track is named. Under
-//! full-speed ingest this keeps the busiest reads off a Postgres that is busy writing.
+//! by the thousand, none of which can enter it. First pages of getLikes are kept whole,
+//! dropped when their track is named. Under full-speed ingest this keeps the busiest reads off
+//! a Postgres that is busy writing.
 //!
 //! A read that missed stores its result only if no invalidation of its key passed meanwhile
 //! ([`Guarded`]): the check is per key, since under full-speed ingest some invalidation passes
