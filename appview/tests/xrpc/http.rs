@@ -243,6 +243,30 @@ async fn docs_describe_every_served_method(db: PgPool) {
     assert!(html.contains("<code>actor</code>"));
 }
 
+/// The task keeping a router's view cache in step with the change notifications.
+struct Follower {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("follower stops");
+    }
+}
+
+/// A router over a view cache that follows the indexer's notifications as `serve` wires it,
+/// listening before it returns.
+async fn followed(db: &PgPool) -> (Router, ViewCache, Follower) {
+    let cache = ViewCache::new(1000);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
+    cache.ready().await;
+    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    (app, cache, Follower { shutdown, task })
+}
+
 /// Sends `payload` on the channel the indexer's batches notify, as they do.
 async fn send_changes<'e>(payload: &Value, db: impl sqlx::PgExecutor<'e>) {
     sqlx::query("select pg_notify('plyr_view_changed', $1)")
@@ -273,11 +297,7 @@ async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
     support::actor(&db, ALICE, Some("alice.test")).await;
     support::actor(&db, BOB, Some("bob.test")).await;
     let uri = support::track(&db, ALICE, "song", 1).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let path = format!("/xrpc/fm.plyr.feed.getTrack?uri={}", support::enc(&uri));
     let likes = |body: &[u8]| json(body)["track"]["likeCount"].as_i64();
 
@@ -328,8 +348,7 @@ async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
         "the author's tracks are dropped"
     );
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
 
 /// The URIs a track feed at `path` lists, in order.
@@ -358,11 +377,7 @@ async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they
     support::actor(&db, BOB, Some("bob.test")).await;
     let a1 = support::track(&db, ALICE, "a1", 1).await;
     let b1 = support::track(&db, BOB, "b1", 2).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let latest = "/xrpc/fm.plyr.feed.getLatestTracks?limit=10";
     let alice = format!(
         "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit=10",
@@ -439,8 +454,7 @@ async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they
     let b3 = support::track(&db, BOB, "b3", 1).await;
     assert_eq!(page(next).await, [b3]);
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
 
 /// Sends a change set that wrote or deleted `listed` tracks, the written ones sorting no later
@@ -462,11 +476,7 @@ async fn latest_pages_are_kept_through_writes_of_tracks_that_sort_below_them(db:
     let a1 = support::track(&db, ALICE, "a1", 10).await;
     let a2 = support::track(&db, ALICE, "a2", 20).await;
     let a3 = support::track(&db, ALICE, "a3", 30).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let page = || {
         let app = app.clone();
         async move { track_uris(&app, "/xrpc/fm.plyr.feed.getLatestTracks?limit=2").await }
@@ -507,8 +517,7 @@ async fn latest_pages_are_kept_through_writes_of_tracks_that_sort_below_them(db:
     cache.applied(4).await;
     assert_eq!(page().await, [a2.clone(), a1.clone()]);
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
 
 /// Backfilling an artist's catalogue, or editing an old track, writes tracks that cannot enter
@@ -520,11 +529,7 @@ async fn artist_pages_are_kept_through_writes_of_their_tracks_that_sort_below_th
     let a1 = support::track(&db, ALICE, "a1", 10).await;
     let a2 = support::track(&db, ALICE, "a2", 20).await;
     let a3 = support::track(&db, ALICE, "a3", 30).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let path = |limit: u32| {
         format!(
             "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit={limit}",
@@ -593,18 +598,13 @@ async fn artist_pages_are_kept_through_writes_of_their_tracks_that_sort_below_th
     let (resp, _) = send(&app, get(&path(2))).await;
     assert_ne!(resp.status(), StatusCode::OK, "hidden");
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
     support::actor(&db, ALICE, Some("alice.test")).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let status = |path: String| {
         let app = app.clone();
         async move { send(&app, get(&path)).await.0.status() }
@@ -646,8 +646,7 @@ async fn actor_lookups_are_cached_until_a_change_names_the_actor(db: PgPool) {
     assert_eq!(status(profile("alice.test")).await, StatusCode::BAD_REQUEST);
     assert_eq!(status(profile("alice2.test")).await, StatusCode::OK);
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
@@ -657,11 +656,7 @@ async fn first_pages_of_likes_are_cached_until_a_change_names_their_track(db: Pg
     let song = support::track(&db, ALICE, "song", 1).await;
     let other = support::track(&db, ALICE, "other", 2).await;
     support::like(&db, BOB, "l1", &song, 3).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let path = format!(
         "/xrpc/fm.plyr.feed.getLikes?uri={}&limit=10",
         support::enc(&song)
@@ -701,8 +696,7 @@ async fn first_pages_of_likes_are_cached_until_a_change_names_their_track(db: Pg
     let (_, body) = send(&app, get(&path)).await;
     assert_eq!(likers(&body), ["alice.test", "robert.test"]);
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
 
 /// The indexer's payloads say which named tracks were written or deleted (`listed`): a batch
@@ -711,11 +705,7 @@ async fn first_pages_of_likes_are_cached_until_a_change_names_their_track(db: Pg
 async fn feed_pages_outlive_likes_and_drop_for_written_tracks(db: PgPool) {
     support::actor(&db, ALICE, Some("alice.test")).await;
     let a1 = support::track(&db, ALICE, "a1", 1).await;
-    let cache = ViewCache::new(1000);
-    let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(follow_changes(db.clone(), cache.clone(), shutdown.clone()));
-    cache.ready().await;
-    let app = router(AppState::new(db.clone()).with_cache(cache.clone()));
+    let (app, cache, follower) = followed(&db).await;
     let alice = format!(
         "/xrpc/fm.plyr.feed.getArtistTracks?actor={}&limit=10",
         support::enc(ALICE)
@@ -769,6 +759,5 @@ async fn feed_pages_outlive_likes_and_drop_for_written_tracks(db: PgPool) {
     assert_eq!(latest().await, both);
     assert_eq!(page(alice.clone()).await, both);
 
-    shutdown.cancel();
-    follower.await.expect("follower stops");
+    follower.stop().await;
 }
