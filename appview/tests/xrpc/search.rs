@@ -177,12 +177,14 @@ async fn search_actors_by_handle_or_display_name_without_hidden_ones(db: PgPool)
     support::actor(&db, BOB, Some("bob.test")).await;
     support::actor(&db, EVE, Some("aurora-fan.test")).await;
     bsky_profile(&db, BOB, Some("Aurora Borealis"), Some("bafkreiavatar")).await;
+    // Alice matches by both: she is one hit.
+    bsky_profile(&db, ALICE, Some("Aurora Skies"), None).await;
     titled(&db, EVE, "e", 1, "Aurora").await;
 
     let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora").await;
     let actors = body["actors"].as_array().expect("actors");
     let dids: Vec<&str> = actors.iter().filter_map(|a| a["did"].as_str()).collect();
-    // Whole-word prefix matches of the handles and of Bob's display name tie: by DID.
+    // Whole-word prefix matches of the handles and of the display names tie: by DID.
     assert_eq!(dids.len(), 3, "{body}");
     assert!(dids.contains(&BOB));
     assert_eq!(actors[0]["did"], ALICE);
@@ -193,6 +195,9 @@ async fn search_actors_by_handle_or_display_name_without_hidden_ones(db: PgPool)
         bob["avatar"],
         format!("https://cdn.bsky.app/img/avatar/plain/{BOB}/bafkreiavatar@jpeg")
     );
+    // Alice is one hit, not two: a full page of two holds her and the next.
+    let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora&limit=2").await;
+    assert_eq!(body["actors"].as_array().map(Vec::len), Some(2), "{body}");
 
     support::hide(&db, EVE, Some("takendown")).await;
     let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora").await;
