@@ -58,27 +58,34 @@ pub async fn hits(
         not_hidden!("t.uri", "t.did"),
         "where $2 and",
         search_match!("t.title_norm"),
-        // Actors match by handle or display name, in two tables: each side is looked up in
-        // its own trigram index and the two DID sets joined, since one `or` across the join
-        // made Postgres scan and test every actor. Over HTTP on the load bench's 25k actors, a
-        // name few or none match: 61-65 -> 2.8-4.4 ms; one every actor matches: 85 -> 110 ms.
+        // Actors match by handle or by display name, in two tables. One `or` across the join
+        // made Postgres scan and test every actor, so each way has an arm of its own that
+        // starts from its own trigram index; the second leaves out actors the first found.
+        // Over HTTP on the load bench's 25k actors: a name no one matches 61-65 -> 2.8-4.4 ms.
         "union all \
            select 'actor', a.did, least(",
         search_rank!("a.handle_norm"),
         ", coalesce(",
         search_rank!("b.display_name_norm"),
         ", 9223372036854775807)) \
-           from ( \
-             select did from actor where $3 and handle is not null and",
-        search_match!("handle_norm"),
-        "union \
-             select did from bsky_profile where $3 and display_name is not null and",
-        search_match!("display_name_norm"),
-        ") matched \
-           join actor a on a.did = matched.did \
-           left join bsky_profile b on b.did = a.did \
-           where a.active and a.handle is not null and",
+           from actor a left join bsky_profile b on b.did = a.did \
+           where $3 and a.active and",
         actor_not_hidden!("a.did"),
+        "and a.handle is not null and",
+        search_match!("a.handle_norm"),
+        "union all \
+           select 'actor', a.did, least(",
+        search_rank!("a.handle_norm"),
+        ",",
+        search_rank!("b.display_name_norm"),
+        ") \
+           from bsky_profile b join actor a on a.did = b.did \
+           where $3 and a.active and",
+        actor_not_hidden!("a.did"),
+        "and a.handle is not null and b.display_name is not null and",
+        search_match!("b.display_name_norm"),
+        "and not",
+        search_match!("a.handle_norm"),
         "union all \
            select l.list_type, l.uri,",
         search_rank!("l.name_norm"),
