@@ -61,7 +61,7 @@ pub async fn hits(
         // Actors match by handle or by display name, in two tables. One `or` across the join
         // made Postgres scan and test every actor, so each way has an arm of its own that
         // starts from its own trigram index; the second leaves out actors the first found.
-        // Over HTTP on the load bench's 25k actors: a name no one matches 61-65 -> 2.8-4.4 ms.
+        // Over HTTP on the load bench's 25k actors: a name no one matches 61-65 -> 3.3-4.4 ms.
         "union all \
            select 'actor', a.did, least(",
         search_rank!("a.handle_norm"),
