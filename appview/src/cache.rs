@@ -87,14 +87,12 @@ impl Inner {
     }
 }
 
-/// A cached first page: its tracks' URIs in order.
-type Page = Arc<[String]>;
-
 /// A cached first page of a track feed in `sort_at` then URI order, both descending
 /// (getLatestTracks, getArtistTracks), and where its last row sorts.
 #[derive(Debug, Clone)]
 struct FeedPage {
-    uris: Page,
+    /// Its tracks' URIs, in order.
+    uris: Arc<[String]>,
     /// The last row's `sort_at` when the page is full; `None` when the feed ended on it, so
     /// any new track would enter.
     floor: Option<DateTime<Utc>>,
@@ -104,7 +102,7 @@ impl FeedPage {
     fn of(rows: &[TrackRow], fetch: i64) -> FeedPage {
         let full = i64::try_from(rows.len()).is_ok_and(|len| len >= fetch);
         FeedPage {
-            uris: page_of(rows),
+            uris: rows.iter().map(|row| row.uri.clone()).collect(),
             floor: rows.last().filter(|_| full).map(|row| row.sort_at),
         }
     }
@@ -521,10 +519,6 @@ impl ViewCache {
             .collect();
         Ok(page.iter().filter_map(|uri| rows.remove(uri)).collect())
     }
-}
-
-fn page_of(rows: &[TrackRow]) -> Page {
-    rows.iter().map(|row| row.uri.clone()).collect()
 }
 
 /// Keys that share one invalidation counter: a miss read while another key of its stripe was
