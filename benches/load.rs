@@ -12,7 +12,9 @@
 //! Between runs 1 and 2, `pgbench` (when installed) sends `select 1` at the same fixed rate: the
 //! machine's own Postgres round-trip tail, the floor under run 1's.
 //!
-//! Prints one markdown table row per run and fails on any error or non-200 answer.
+//! Prints one markdown table row per run, where the CPU went and how long the reads' threads
+//! (the server's and oha's) waited for a CPU in each fixed-rate run, and fails on any error or
+//! non-200 answer.
 //!
 //! Run: `cargo bench --bench load` (needs Postgres at DATABASE_URL and `oha` on PATH:
 //! `cargo install oha`). `BENCH_RATE` (default 1000 req/s), `BENCH_SECS` (default 20),
@@ -456,6 +458,19 @@ async fn wait_healthy(base: &str) -> Result<()> {
     }
 }
 
+/// The CPU wait of the reads' threads from one second into a fixed-rate run of `secs` to one
+/// second before its end (oha's threads exist only while it runs), with the requests due in
+/// that window.
+async fn read_waits(watched: &[(u32, cpu::Role)], secs: u64, rate: u32) -> (cpu::ReadWaits, f64) {
+    let window = secs.saturating_sub(2).max(1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let from = cpu::ReadWaits::take(watched);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(window)).await;
+    let waits = cpu::ReadWaits::take(watched).since(from);
+    (waits, started.elapsed().as_secs_f64() * f64::from(rate))
+}
+
 /// The appview children and how their threads are counted (`run`, or `serve` and `index`).
 fn appviews(children: &[tokio::process::Child], split: bool) -> Vec<(u32, cpu::Role)> {
     let roles: &[cpu::Role] = if split {
@@ -550,7 +565,11 @@ async fn main() -> Result<()> {
     let watched = appviews(&children, split);
     let before = Histograms::scrape(&http, &base).await?;
     let idle_cpu = cpu::Snapshot::take(&watched);
-    let idle = run_oha(&mixed, secs, connections, Some(rate), "idle").await?;
+    let (idle, idle_waits) = tokio::join!(
+        run_oha(&mixed, secs, connections, Some(rate), "idle"),
+        read_waits(&watched, secs, rate)
+    );
+    let idle = idle?;
     let idle_cpu = idle_cpu.until(&cpu::Snapshot::take(&watched), &cpu::backends(&pool).await?);
     let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let floor = {
@@ -564,7 +583,11 @@ async fn main() -> Result<()> {
     jetstream.append(backlog.frames);
     let ingest_started = Instant::now();
     let before = Histograms::scrape(&http, &base).await?;
-    let loaded = run_oha(&mixed, secs, connections, Some(rate), "ingesting").await?;
+    let (loaded, loaded_waits) = tokio::join!(
+        run_oha(&mixed, secs, connections, Some(rate), "ingesting"),
+        read_waits(&watched, secs, rate)
+    );
+    let loaded = loaded?;
     let loaded_cpu = loaded_cpu.until(&cpu::Snapshot::take(&watched), &cpu::backends(&pool).await?);
     let loaded_methods = Histograms::scrape(&http, &base).await?.since(&before);
     let window = ingest_started.elapsed().as_secs_f64();
@@ -608,6 +631,27 @@ async fn main() -> Result<()> {
     idle_cpu.print(cores());
     println!("\nand while ingesting:");
     loaded_cpu.print(cores());
+    println!(
+        "\nCPU wait of the reads' threads (ready to run, not running: /proc schedstat), \
+         seconds 1 to {} of each fixed-rate run:",
+        secs.saturating_sub(1)
+    );
+    println!(
+        "| threads | idle: µs per request | idle: µs per run | ingesting: µs per request | ingesting: µs per run |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, idle, loaded) in [
+        ("server", idle_waits.0.server, loaded_waits.0.server),
+        ("oha", idle_waits.0.oha, loaded_waits.0.oha),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            idle.ns as f64 / 1e3 / idle_waits.1,
+            idle.per_run_us(),
+            loaded.ns as f64 / 1e3 / loaded_waits.1,
+            loaded.per_run_us()
+        );
+    }
     println!("\nserver-side time by method (its `/metrics` histogram), fixed {rate} req/s:");
     println!(
         "| method | idle: requests | idle: over 2 / 5 ms | ingesting: requests | ingesting: over 2 / 5 ms |"

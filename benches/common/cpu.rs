@@ -59,6 +59,37 @@ pub async fn backends(pool: &PgPool) -> anyhow::Result<Vec<(i32, String)>> {
     .await?)
 }
 
+/// Every thread of the `plyr-appview` children: its group ([`INDEXER`] or [`SERVER`]) and its
+/// /proc directory.
+fn appview_threads(appviews: &[(u32, Role)]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for &(pid, role) in appviews {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.filter_map(Result::ok) {
+            let dir = task.path().to_string_lossy().into_owned();
+            let indexer = match role {
+                Role::Run => comm(&format!("{dir}/comm")).starts_with("plyr-indexer"),
+                Role::Serve => false,
+                Role::Index => true,
+            };
+            out.push((if indexer { INDEXER } else { SERVER }, dir));
+        }
+    }
+    out
+}
+
+/// Every thread of every process named `name`, by /proc directory.
+fn threads_of(name: &str) -> Vec<String> {
+    processes_named(name)
+        .into_iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .flat_map(|tasks| tasks.filter_map(Result::ok))
+        .map(|task| task.path().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// utime + stime of a /proc `stat` file (process or thread), or of its waited-for children.
 fn stat_ticks(path: &str, children: bool) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -112,21 +143,8 @@ impl Snapshot {
         let mut add = |group: &'static str, ticks: Option<u64>| {
             *groups.entry(group).or_default() += ticks.unwrap_or(0);
         };
-        for &(pid, role) in appviews {
-            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-                continue;
-            };
-            for task in tasks.filter_map(Result::ok) {
-                let dir = task.path();
-                let dir = dir.to_string_lossy();
-                let indexer = match role {
-                    Role::Run => comm(&format!("{dir}/comm")).starts_with("plyr-indexer"),
-                    Role::Serve => false,
-                    Role::Index => true,
-                };
-                let group = if indexer { INDEXER } else { SERVER };
-                add(group, stat_ticks(&format!("{dir}/stat"), false));
-            }
+        for (group, dir) in appview_threads(appviews) {
+            add(group, stat_ticks(&format!("{dir}/stat"), false));
         }
         add(
             "the bench (its scripted Jetstream)",
@@ -200,5 +218,75 @@ impl Usage {
         }
         println!("| the machine, busy | {:.2} |", self.busy);
         println!("| stolen by the host | {:.2} |", self.steal);
+    }
+}
+
+/// Time spent ready to run but not running (waiting for a CPU), and how many times the
+/// threads were put on one: the second and third fields of /proc's `schedstat`
+/// (`CONFIG_SCHED_INFO`). It does not move with the host's steal the way latency does, so it
+/// shows how much of a read tail is the reads' threads queueing for a core.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Wait {
+    pub ns: u64,
+    pub runs: u64,
+}
+
+impl Wait {
+    fn of(dirs: impl IntoIterator<Item = String>) -> Wait {
+        let mut sum = Wait::default();
+        for dir in dirs {
+            let Ok(text) = std::fs::read_to_string(format!("{dir}/schedstat")) else {
+                continue;
+            };
+            let fields: Vec<u64> = text
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            if let [_, waited, runs] = fields[..] {
+                sum.ns += waited;
+                sum.runs += runs;
+            }
+        }
+        sum
+    }
+
+    fn since(self, before: Wait) -> Wait {
+        Wait {
+            ns: self.ns.saturating_sub(before.ns),
+            runs: self.runs.saturating_sub(before.runs),
+        }
+    }
+
+    /// Mean wait each time a thread was put on a CPU, in µs.
+    pub fn per_run_us(&self) -> f64 {
+        self.ns as f64 / 1e3 / self.runs.max(1) as f64
+    }
+}
+
+/// The CPU wait of the reads' two ends: the appview's server threads and oha's threads (read
+/// while oha runs: its threads are gone once it exits).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadWaits {
+    pub server: Wait,
+    pub oha: Wait,
+}
+
+impl ReadWaits {
+    pub fn take(appviews: &[(u32, Role)]) -> ReadWaits {
+        let server = appview_threads(appviews)
+            .into_iter()
+            .filter(|(group, _)| *group == SERVER)
+            .map(|(_, dir)| dir);
+        ReadWaits {
+            server: Wait::of(server),
+            oha: Wait::of(threads_of("oha")),
+        }
+    }
+
+    pub fn since(self, before: ReadWaits) -> ReadWaits {
+        ReadWaits {
+            server: self.server.since(before.server),
+            oha: self.oha.since(before.oha),
+        }
     }
 }
