@@ -12,6 +12,13 @@
 //! dropped when their track is named. Under full-speed ingest this keeps the busiest reads off
 //! a Postgres that is busy writing.
 //!
+//! Search hits (the ranked keys of one query's page) are kept until a name that search
+//! reads may have changed: a track or list written or deleted, an author changed. Likes and
+//! comments, most of what the network writes, leave them be; the hits are hydrated fresh, so
+//! a takedown or a delete still shows at once. A short prefix typed into a search box matches
+//! most names and costs a ranked scan of all of them: the same one typed by many people is
+//! one scan.
+//!
 //! A read that missed stores its result only if no invalidation of its key passed meanwhile
 //! ([`Guarded`]): the check is per key, since under full-speed ingest some invalidation passes
 //! every few milliseconds, and a cache-wide check would keep every miss out exactly then.
@@ -28,9 +35,11 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::cursor::RankCursor;
 use crate::queries;
 use crate::queries::actor::{ActorRow, ProfileRow};
 use crate::queries::like::LikeRow;
+use crate::queries::search::{HitRow, Kinds};
 use crate::queries::track::TrackRow;
 
 /// Entries kept of each kind: a profile or track row is ~1 KB, so ~100 MB at most each.
@@ -66,6 +75,8 @@ struct Inner {
     /// names the track (a like of it came or went) and, all of them, when any author changes
     /// (likers' handles and avatars show).
     like_pages: Guarded<String, Pages<Arc<[LikeRow]>>>,
+    /// Pages of search hits, by query; dropped whole when a name may have changed.
+    search: Guarded<SearchKey, Arc<[HitRow]>>,
     /// Whether the listener is connected: only then are entries served.
     live: watch::Sender<bool>,
     /// Notifications applied so far (tests wait on it).
@@ -74,7 +85,7 @@ struct Inner {
 
 impl Inner {
     /// Every cache, for what is done to all of them.
-    fn all(&self) -> [&dyn Maintained; 7] {
+    fn all(&self) -> [&dyn Maintained; 8] {
         [
             &self.profiles,
             &self.actors,
@@ -83,6 +94,7 @@ impl Inner {
             &self.latest_pages,
             &self.artist_pages,
             &self.like_pages,
+            &self.search,
         ]
     }
 }
@@ -125,6 +137,19 @@ struct Written {
     newest: DateTime<Utc>,
 }
 
+/// One page of a search: the query as sent (trimmed), what it looks through, the cursor's
+/// (rank, key) and the rows fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SearchKey {
+    q: String,
+    kinds: Kinds,
+    after: Option<(i64, String)>,
+    fetch: i64,
+}
+
+/// Search hits kept, counted in hits: ~150 bytes each, so ~15 MB at most.
+const SEARCH_CAPACITY: u64 = 100_000;
+
 /// One key's cached first pages (an artist's tracks, a track's likes), by rows fetched.
 type Pages<V> = Arc<Mutex<HashMap<i64, V>>>;
 
@@ -149,6 +174,10 @@ struct Changes {
     /// from older indexers' payloads, where every named track counts.
     #[serde(default)]
     listed: Option<Vec<String>>,
+    /// Lists written or deleted. Absent from older indexers' payloads, where any record
+    /// written (an actor named in `profiles`) may have been a list.
+    #[serde(default)]
+    lists: Option<Vec<String>>,
     /// No track written sorts after this (`least(created_at, indexed_at)` <= `createdAt`).
     /// Absent when none was written, and from older indexers' payloads.
     #[serde(default)]
@@ -178,6 +207,15 @@ impl ViewCache {
                 ),
                 artist_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
                 like_pages: Guarded::new(bounded(PAGE_CAPACITY).build()),
+                search: Guarded::new(
+                    bounded(SEARCH_CAPACITY)
+                        .weigher(|_, hits: &Arc<[HitRow]>| {
+                            u32::try_from(hits.len())
+                                .unwrap_or(u32::MAX)
+                                .saturating_add(1)
+                        })
+                        .build(),
+                ),
                 live: watch::Sender::new(false),
                 applied: watch::Sender::new(0),
             }),
@@ -248,6 +286,14 @@ impl ViewCache {
                 // could list it; a liked one only changed its view, hydrated from `tracks`.
                 // Without a bound on where the written ones sort (`newest`), that is any page.
                 let listed = changes.listed.as_ref().unwrap_or(&changes.tracks);
+                // Search reads names: titles, list names, handles and display names.
+                let lists = changes
+                    .lists
+                    .as_ref()
+                    .map_or(!changes.profiles.is_empty(), |lists| !lists.is_empty());
+                if lists || !listed.is_empty() || !changes.authors.is_empty() {
+                    inner.search.invalidate_all();
+                }
                 let written = changes.newest.filter(|_| !listed.is_empty()).map(|newest| {
                     Arc::new(Written {
                         listed: listed.iter().cloned().collect(),
@@ -506,6 +552,28 @@ impl ViewCache {
         };
         self.page_through(&self.inner.like_pages, subject_uri, fetch, read)
             .await
+    }
+
+    /// One page of hits for the search `q` among `kinds`, as `queries::search::hits`.
+    pub(crate) async fn search(
+        &self,
+        db: &PgPool,
+        q: &str,
+        kinds: Kinds,
+        after: Option<&RankCursor>,
+        fetch: i64,
+    ) -> Result<Arc<[HitRow]>, sqlx::Error> {
+        let key = SearchKey {
+            q: q.to_owned(),
+            kinds,
+            after: after.map(|c| (c.rank, c.key.clone())),
+            fetch,
+        };
+        let read = async {
+            let hits = queries::search::hits(db, q, kinds, after, fetch).await?;
+            Ok(Arc::from(hits))
+        };
+        self.read_through(&self.inner.search, key, read).await
     }
 
     /// The rows of a cached page, in its order, through the track cache. A track that went

@@ -10,6 +10,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+use crate::ViewCache;
 use crate::auth::Viewer;
 use crate::cursor::{RankCursor, paginate};
 use crate::error::XrpcError;
@@ -80,6 +81,7 @@ pub struct ResultsPage {
 /// fm.plyr.feed.searchTracks: tracks by title, best match first.
 pub async fn search_tracks(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     State(web): State<Arc<WebState>>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<SearchParams>,
@@ -88,7 +90,7 @@ pub async fn search_tracks(
         tracks: true,
         ..Kinds::default()
     };
-    let (hits, cursor) = page(&db, p.q, kinds, p.limit, p.cursor).await?;
+    let (hits, cursor) = page(&db, &cache, p.q, kinds, p.limit, p.cursor).await?;
     let results = hydrate(&db, &web.config.public_url, &viewer, hits).await?;
     let tracks = results
         .into_iter()
@@ -103,6 +105,7 @@ pub async fn search_tracks(
 /// fm.plyr.actor.searchActors: active actors by handle or display name, best match first.
 pub async fn search_actors(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     State(web): State<Arc<WebState>>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<SearchParams>,
@@ -111,7 +114,7 @@ pub async fn search_actors(
         actors: true,
         ..Kinds::default()
     };
-    let (hits, cursor) = page(&db, p.q, kinds, p.limit, p.cursor).await?;
+    let (hits, cursor) = page(&db, &cache, p.q, kinds, p.limit, p.cursor).await?;
     let results = hydrate(&db, &web.config.public_url, &viewer, hits).await?;
     let actors = results
         .into_iter()
@@ -126,12 +129,13 @@ pub async fn search_actors(
 /// fm.plyr.unspecced.search: tracks, artists, albums and playlists in one ranked list.
 pub async fn search(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     State(web): State<Arc<WebState>>,
     viewer: Viewer,
     XrpcQuery(p): XrpcQuery<UnifiedParams>,
 ) -> Result<Json<ResultsPage>, XrpcError> {
     let kinds = kinds(&p.types)?;
-    let (hits, cursor) = page(&db, p.q, kinds, p.limit, p.cursor).await?;
+    let (hits, cursor) = page(&db, &cache, p.q, kinds, p.limit, p.cursor).await?;
     let results = hydrate(&db, &web.config.public_url, &viewer, hits).await?;
     Ok(Json(ResultsPage { results, cursor }))
 }
@@ -172,6 +176,7 @@ fn kinds(types: &[String]) -> Result<Kinds, XrpcError> {
 /// Reads q, limit and cursor and fetches one page of hits, with the cursor after it.
 async fn page(
     db: &PgPool,
+    cache: &ViewCache,
     q: Option<String>,
     kinds: Kinds,
     limit: Option<String>,
@@ -180,7 +185,10 @@ async fn page(
     let q = params::search_query(q)?;
     let limit = Limit::parse(limit.as_deref())?;
     let after = params::rank_cursor(cursor.as_deref())?;
-    let rows = queries::search::hits(db, &q, kinds, after.as_ref(), limit.fetch()).await?;
+    let rows = cache
+        .search(db, &q, kinds, after.as_ref(), limit.fetch())
+        .await?
+        .to_vec();
     Ok(paginate(rows, limit.rows(), |hit| {
         RankCursor::after(hit.rank, &hit.key)
     }))

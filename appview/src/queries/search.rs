@@ -10,7 +10,7 @@ use tracing::instrument;
 use crate::cursor::RankCursor;
 
 /// What a search looks through.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Kinds {
     /// Tracks, by title.
     pub tracks: bool,

@@ -15,6 +15,7 @@ use super::error::WebError;
 use super::id;
 use super::params::{self, OutOfRange, WebQuery};
 use super::track::{display_names, text};
+use crate::ViewCache;
 use crate::params::QUERY_CHARS;
 use crate::queries;
 
@@ -145,20 +146,23 @@ fn relevance(rank: i64) -> f64 {
 /// Hits of one kind, best first, as (key, rank).
 async fn hits(
     db: &PgPool,
+    cache: &ViewCache,
     q: &str,
     kinds: queries::search::Kinds,
     limit: i64,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    Ok(queries::search::hits(db, q, kinds, None, limit)
+    Ok(cache
+        .search(db, q, kinds, None, limit)
         .await?
-        .into_iter()
-        .map(|h| (h.key, h.rank))
+        .iter()
+        .map(|h| (h.key.clone(), h.rank))
         .collect())
 }
 
 /// `GET /search/?q=&type=&limit=`.
 pub async fn search(
     State(db): State<PgPool>,
+    State(cache): State<ViewCache>,
     WebQuery(p): WebQuery<SearchParams>,
 ) -> Result<Json<SearchOutput>, WebError> {
     let q = params::required("q", p.q)?;
@@ -194,6 +198,7 @@ pub async fn search(
     if kinds.contains(&"tracks") {
         let found = hits(
             &db,
+            &cache,
             &q,
             queries::search::Kinds {
                 tracks: true,
@@ -227,6 +232,7 @@ pub async fn search(
     if kinds.contains(&"artists") {
         let found = hits(
             &db,
+            &cache,
             &q,
             queries::search::Kinds {
                 actors: true,
@@ -301,6 +307,7 @@ pub async fn search(
     if kinds.contains(&"playlists") {
         let found = hits(
             &db,
+            &cache,
             &q,
             queries::search::Kinds {
                 playlists: true,

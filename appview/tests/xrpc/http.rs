@@ -761,3 +761,88 @@ async fn feed_pages_outlive_likes_and_drop_for_written_tracks(db: PgPool) {
 
     follower.stop().await;
 }
+
+/// The URIs a search page lists: tracks, or the unified search's results.
+async fn hit_uris(app: &Router, path: &str) -> Vec<String> {
+    let (resp, body) = send(app, get(path)).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    let body = json(&body);
+    let items = body["tracks"].as_array().or(body["results"].as_array());
+    items
+        .expect("tracks or results")
+        .iter()
+        .map(|t| t["uri"].as_str().expect("uri").to_owned())
+        .collect()
+}
+
+/// A search's hits are kept until a name it reads may have changed: a like leaves them, a
+/// written track, a list or an author drops them, and a takedown shows at once (hits are
+/// hydrated fresh).
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn search_hits_are_kept_until_a_name_may_have_changed(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    let one = support::track(&db, ALICE, "one", 10).await;
+    let (app, cache, follower) = followed(&db).await;
+    let tracks = |q: &str| {
+        let app = app.clone();
+        let path = format!("/xrpc/fm.plyr.feed.searchTracks?q={q}&limit=10");
+        async move { hit_uris(&app, &path).await }
+    };
+    let albums = || {
+        let app = app.clone();
+        async move { hit_uris(&app, "/xrpc/fm.plyr.unspecced.search?q=song&types=albums").await }
+    };
+    assert_eq!(tracks("song").await, [one.clone()]);
+    assert_eq!(albums().await, Vec::<String>::new());
+
+    // Written without a notification: the kept hits stand; another query reads afresh.
+    let two = support::track(&db, ALICE, "two", 20).await;
+    assert_eq!(tracks("song").await, [one.clone()], "kept");
+    assert_eq!(tracks("two").await, [two.clone()]);
+
+    // A like changes counts, not names.
+    let like = serde_json::json!({"profiles": [ALICE, BOB], "authors": [], "tracks": [&one],
+                                  "listed": [], "lists": []});
+    send_changes(&like, &db).await;
+    cache.applied(1).await;
+    assert_eq!(tracks("song").await, [one.clone()], "kept through a like");
+
+    // A track written drops them.
+    notify_listed(&db, &[&two], Some(20)).await;
+    cache.applied(2).await;
+    assert_eq!(tracks("song").await, [one.clone(), two.clone()]);
+
+    // So does a list written.
+    assert_eq!(albums().await, Vec::<String>::new());
+    let book = support::list(&db, ALICE, "book", "song book", "album", &[&one], 30).await;
+    assert_eq!(albums().await, Vec::<String>::new(), "kept");
+    let list = serde_json::json!({"profiles": [ALICE], "authors": [], "tracks": [],
+                                  "listed": [], "lists": [&book]});
+    send_changes(&list, &db).await;
+    cache.applied(3).await;
+    assert_eq!(albums().await, [book.clone()]);
+
+    // A takedown hides a kept hit at once.
+    sqlx::query("insert into takedown (subject, kind) values ($1, 'record')")
+        .bind(&one)
+        .execute(&db)
+        .await
+        .expect("takedown");
+    assert_eq!(tracks("song").await, [two.clone()], "hydrated fresh");
+
+    // An older indexer's payload says nothing of lists: any record written may be one.
+    sqlx::query("delete from list where uri = $1")
+        .bind(&book)
+        .execute(&db)
+        .await
+        .expect("delete list");
+    assert_eq!(albums().await, Vec::<String>::new(), "hydrated fresh");
+    let older = serde_json::json!({"profiles": [ALICE], "authors": [], "tracks": []});
+    let three = support::track(&db, ALICE, "three", 40).await;
+    assert_eq!(tracks("song").await, [two.clone()], "kept");
+    send_changes(&older, &db).await;
+    cache.applied(4).await;
+    assert_eq!(tracks("song").await, [three, two]);
+
+    follower.stop().await;
+}

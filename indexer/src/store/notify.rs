@@ -1,7 +1,8 @@
 //! Tells readers what a committed batch changed: `pg_notify`s on [`CHANNEL`] inside the
 //! batch's transaction (Postgres delivers them at commit, or never), so the appview can drop
 //! its cached views without depending on this crate. Each payload is the contract:
-//! `{"profiles":[did..],"authors":[did..],"tracks":[uri..],"listed":[uri..],"newest":time}`,
+//! `{"profiles":[did..],"authors":[did..],"tracks":[uri..],"listed":[uri..],"lists":[uri..],
+//! "newest":time}`,
 //! or the bare word `changed` when the batch touched too much to list (readers then drop
 //! everything). A change set larger than one payload is split over several notifies: a batch at
 //! full ingest speed names thousands of tracks, and clearing every reader's cache for each would
@@ -47,6 +48,10 @@ pub(crate) struct Changes {
     /// Tracks written or deleted (a subset of `tracks`): only these may enter, leave or move
     /// in a feed, so readers keep their cached feed pages when a batch only liked tracks.
     pub listed: BTreeSet<String>,
+    /// Lists (albums, playlists) written or deleted: with `listed` and `authors`, all that can
+    /// change a search's hits (names and their owners), so readers keep cached searches
+    /// through likes and comments.
+    pub lists: BTreeSet<String>,
     /// The latest `createdAt` of the tracks written: none sorts after it in a feed, whose
     /// position is `least(created_at, indexed_at)`. Sent in every payload of the batch.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,7 +83,9 @@ impl Changes {
                                 changes.listed.insert(op.uri.clone());
                                 changes.newest = changes.newest.max(Some(track.created_at));
                             }
-                            Some(Row::List(_)) => {}
+                            Some(Row::List(_)) => {
+                                changes.lists.insert(op.uri.clone());
+                            }
                             // The display name and avatar show on every view of the actor.
                             None if op.kind == Kind::BskyProfile => {
                                 changes.authors.insert(op.did.clone());
@@ -87,8 +94,14 @@ impl Changes {
                             // subject is looked up before the row goes.
                             None => {
                                 changes.tracks.insert(op.uri.clone());
-                                if op.kind == Kind::Record(RecordKind::Track) {
-                                    changes.listed.insert(op.uri.clone());
+                                match op.kind {
+                                    Kind::Record(RecordKind::Track) => {
+                                        changes.listed.insert(op.uri.clone());
+                                    }
+                                    Kind::Record(RecordKind::List) => {
+                                        changes.lists.insert(op.uri.clone());
+                                    }
+                                    _ => {}
                                 }
                             }
                         }
@@ -163,7 +176,8 @@ impl Changes {
         let entries = (self.profiles.iter().map(|d| (Field::Profiles, d)))
             .chain(self.authors.iter().map(|d| (Field::Authors, d)))
             .chain(self.tracks.iter().map(|u| (Field::Tracks, u)))
-            .chain(self.listed.iter().map(|u| (Field::Listed, u)));
+            .chain(self.listed.iter().map(|u| (Field::Listed, u)))
+            .chain(self.lists.iter().map(|u| (Field::Lists, u)));
         let mut payloads = Vec::new();
         // Every payload carries `newest`: a reader may apply any one of them alone.
         let blank = || Changes {
@@ -202,6 +216,7 @@ impl Changes {
             Field::Authors => &mut self.authors,
             Field::Tracks => &mut self.tracks,
             Field::Listed => &mut self.listed,
+            Field::Lists => &mut self.lists,
         }
     }
 
@@ -212,6 +227,7 @@ impl Changes {
             && self.authors.is_empty()
             && self.tracks.is_empty()
             && self.listed.is_empty()
+            && self.lists.is_empty()
     }
 
     /// A change readers cannot narrow down: they drop every cached view.
@@ -229,6 +245,7 @@ enum Field {
     Authors,
     Tracks,
     Listed,
+    Lists,
 }
 
 fn serialize(changes: &Changes) -> String {
@@ -262,6 +279,7 @@ mod tests {
             authors: BTreeSet<String>,
             tracks: BTreeSet<String>,
             listed: BTreeSet<String>,
+            lists: BTreeSet<String>,
             #[serde(default)]
             newest: Option<DateTime<Utc>>,
         }
@@ -271,6 +289,7 @@ mod tests {
             authors: wire.authors,
             tracks: wire.tracks,
             listed: wire.listed,
+            lists: wire.lists,
             newest: wire.newest,
             everything: false,
         }
@@ -295,6 +314,9 @@ mod tests {
                 changes
                     .listed
                     .insert(format!("at://did:plc:a{i}/fm.plyr.track/{i:020}"));
+                changes
+                    .lists
+                    .insert(format!("at://did:plc:a{i}/fm.plyr.list/{i:020}"));
             }
         }
         changes.authors.insert("did:plc:author".into());
@@ -314,6 +336,7 @@ mod tests {
             union.authors.extend(part.authors);
             union.tracks.extend(part.tracks);
             union.listed.extend(part.listed);
+            union.lists.extend(part.lists);
         }
         assert_eq!(union, changes, "the payloads name exactly the change set");
         // Full chunks: no more payloads than the bytes need (plus one partial).

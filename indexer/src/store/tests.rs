@@ -1051,8 +1051,29 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
         &[delete(4, ALICE, "fm.plyr.track", &tid(100), &tid(4))],
     )
     .await;
+    let list_key = tid(300);
+    let list_uri = uri(ALICE, "list", &list_key);
+    let album = list_record("album", &[&track_uri]);
+    ingest(
+        &pool,
+        &[write(
+            5,
+            ALICE,
+            "fm.plyr.list",
+            &list_key,
+            &tid(5),
+            CID,
+            album,
+        )],
+    )
+    .await;
+    ingest(
+        &pool,
+        &[delete(6, ALICE, "fm.plyr.list", &list_key, &tid(6))],
+    )
+    .await;
     let mut payloads = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         let n = listener.recv().await.expect("notification");
         let changes: serde_json::Value = serde_json::from_str(n.payload()).expect("json");
         payloads.push(changes);
@@ -1076,7 +1097,17 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
             serde_json::json!([]),
             serde_json::json!([]),
             serde_json::json!([track_uri]),
+            serde_json::json!([]),
+            serde_json::json!([]),
         ]
+    );
+    // Names change search hits: a list's write and delete name it, nothing else does.
+    let lists: Vec<_> = payloads.iter().map(|p| p["lists"].clone()).collect();
+    let none = serde_json::json!([]);
+    let named = serde_json::json!([list_uri]);
+    assert_eq!(
+        lists,
+        [&none, &none, &none, &none, &named, &named].map(Clone::clone)
     );
     // A written track bounds where the batch's tracks sort (its createdAt); a delete or a like
     // writes none, so their payloads carry no bound.
@@ -1085,7 +1116,7 @@ async fn batches_notify_the_views_they_change(pool: PgPool) {
         .map(|p| serde_json::from_value(p["newest"].clone()).expect("a time or nothing"))
         .collect();
     let created = "2024-11-19T12:00:00Z".parse().expect("time");
-    assert_eq!(newest, [Some(created), None, None, None]);
+    assert_eq!(newest, [Some(created), None, None, None, None, None]);
 }
 
 /// An `app.bsky.actor.profile/self` write with this display name and avatar blob CID.
