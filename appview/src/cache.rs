@@ -137,8 +137,8 @@ struct Written {
     newest: DateTime<Utc>,
 }
 
-/// One page of a search: the query as sent (trimmed), what it looks through, the cursor's
-/// (rank, key) and the rows fetched.
+/// One page of a search: the query text as the handler read it, what it looks through, the
+/// cursor's (rank, key) and the rows fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SearchKey {
     q: String,
