@@ -351,13 +351,14 @@ async fn indexed_likes_are_counted_on_the_next_request(db: PgPool) {
     follower.stop().await;
 }
 
-/// The URIs a track feed at `path` lists, in order.
-async fn track_uris(app: &Router, path: &str) -> Vec<String> {
+/// The URIs a page at `path` lists, in order: a track feed's tracks or a search's results.
+async fn page_uris(app: &Router, path: &str) -> Vec<String> {
     let (resp, body) = send(app, get(path)).await;
     assert_eq!(resp.status(), StatusCode::OK, "{path}");
-    json(&body)["tracks"]
-        .as_array()
-        .expect("tracks")
+    let body = json(&body);
+    let items = body["tracks"].as_array().or(body["results"].as_array());
+    items
+        .expect("tracks or results")
         .iter()
         .map(|t| t["uri"].as_str().expect("uri").to_owned())
         .collect()
@@ -385,7 +386,7 @@ async fn first_pages_of_track_feeds_are_cached_until_a_change_names_a_track_they
     );
     let page = |path: String| {
         let app = app.clone();
-        async move { track_uris(&app, &path).await }
+        async move { page_uris(&app, &path).await }
     };
 
     assert_eq!(page(latest.into()).await, [b1.clone(), a1.clone()]);
@@ -479,7 +480,7 @@ async fn latest_pages_are_kept_through_writes_of_tracks_that_sort_below_them(db:
     let (app, cache, follower) = followed(&db).await;
     let page = || {
         let app = app.clone();
-        async move { track_uris(&app, "/xrpc/fm.plyr.feed.getLatestTracks?limit=2").await }
+        async move { page_uris(&app, "/xrpc/fm.plyr.feed.getLatestTracks?limit=2").await }
     };
     // Two rows and the one after them (for the cursor): a1 is the page's last row read.
     assert_eq!(page().await, [a3.clone(), a2.clone()]);
@@ -539,7 +540,7 @@ async fn artist_pages_are_kept_through_writes_of_their_tracks_that_sort_below_th
     let page = |limit| {
         let app = app.clone();
         let path = path(limit);
-        async move { track_uris(&app, &path).await }
+        async move { page_uris(&app, &path).await }
     };
     // Two rows and the one after them: a1 is the last row read. The whole catalogue is a page
     // the feed ended on.
@@ -762,19 +763,6 @@ async fn feed_pages_outlive_likes_and_drop_for_written_tracks(db: PgPool) {
     follower.stop().await;
 }
 
-/// The URIs a search page lists: tracks, or the unified search's results.
-async fn hit_uris(app: &Router, path: &str) -> Vec<String> {
-    let (resp, body) = send(app, get(path)).await;
-    assert_eq!(resp.status(), StatusCode::OK, "{path}");
-    let body = json(&body);
-    let items = body["tracks"].as_array().or(body["results"].as_array());
-    items
-        .expect("tracks or results")
-        .iter()
-        .map(|t| t["uri"].as_str().expect("uri").to_owned())
-        .collect()
-}
-
 /// A search's hits are kept until a name it reads may have changed: a like leaves them, a
 /// written track, a list or an author drops them, and a takedown shows at once (hits are
 /// hydrated fresh).
@@ -786,11 +774,11 @@ async fn search_hits_are_kept_until_a_name_may_have_changed(db: PgPool) {
     let tracks = |q: &str| {
         let app = app.clone();
         let path = format!("/xrpc/fm.plyr.feed.searchTracks?q={q}&limit=10");
-        async move { hit_uris(&app, &path).await }
+        async move { page_uris(&app, &path).await }
     };
     let albums = || {
         let app = app.clone();
-        async move { hit_uris(&app, "/xrpc/fm.plyr.unspecced.search?q=song&types=albums").await }
+        async move { page_uris(&app, "/xrpc/fm.plyr.unspecced.search?q=song&types=albums").await }
     };
     assert_eq!(tracks("song").await, std::slice::from_ref(&one));
     assert_eq!(albums().await, Vec::<String>::new());
