@@ -35,7 +35,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::cursor::RankCursor;
+use crate::cursor::SearchCursor;
 use crate::queries;
 use crate::queries::actor::{ActorRow, ProfileRow};
 use crate::queries::like::LikeRow;
@@ -138,12 +138,12 @@ struct Written {
 }
 
 /// One page of a search: the query text as the handler read it, what it looks through, the
-/// cursor's (rank, key) and the rows fetched.
+/// cursor and the rows fetched.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SearchKey {
     q: String,
     kinds: Kinds,
-    after: Option<(i64, String)>,
+    after: Option<SearchCursor>,
     fetch: i64,
 }
 
@@ -560,13 +560,13 @@ impl ViewCache {
         db: &PgPool,
         q: &str,
         kinds: Kinds,
-        after: Option<&RankCursor>,
+        after: Option<&SearchCursor>,
         fetch: i64,
     ) -> Result<Arc<[HitRow]>, sqlx::Error> {
         let key = SearchKey {
             q: q.to_owned(),
             kinds,
-            after: after.map(|c| (c.rank, c.key.clone())),
+            after: after.cloned(),
             fetch,
         };
         let read = async {

@@ -1,5 +1,6 @@
 //! Opaque keyset cursors: base64url of `<key>::<uri>`, where the key is the row's sort value
-//! (µs since the epoch, or a playback position in ms) and the URI breaks ties. Decoding is
+//! (µs since the epoch, a playback position in ms, a search rank) and the URI breaks ties; a
+//! search hit that starts with the query is placed by its name instead (`SearchCursor`). Decoding is
 //! strict, so a cursor we did not issue is refused rather than misread.
 
 use base64::Engine;
@@ -11,8 +12,9 @@ use plyr_lexicons::syntax::AtUri;
 /// exact even when the URI's DID holds "::".
 const SEPARATOR: &str = "::";
 
-/// Longest cursor we decode: a 20-digit key, the separator and an 8 KB AT-URI, in base64.
-const MAX_CURSOR_LEN: usize = 11 * 1024;
+/// Longest cursor we decode: a 20-digit key, the separator and an 8 KB AT-URI, and for a search
+/// a name of up to 1 KB, in base64.
+const MAX_CURSOR_LEN: usize = 13 * 1024;
 
 /// Why a cursor was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,31 +87,85 @@ impl PositionCursor {
     }
 }
 
-/// Position after a search hit: its rank (smaller first; `plyr_search_rank`, migration 0009),
-/// then its key, the record's AT-URI or, for an actor, the DID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RankCursor {
-    /// The rank of the last hit served.
-    pub rank: i64,
-    /// The key of the last hit served.
-    pub key: String,
+/// Position after a search hit. Hits whose name starts with the query come first, in name
+/// order (migration 0013), so their position is that name; the rest follow by rank
+/// (`plyr_search_rank`, migration 0009: substring, then only similar). The key breaks ties:
+/// the record's AT-URI or, for an actor, the DID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SearchCursor {
+    /// After a hit whose (normalized) name starts with the query.
+    Name {
+        /// The normalized name the hit matched by.
+        name: String,
+        /// The hit's key.
+        key: String,
+    },
+    /// After a ranked hit.
+    Rank {
+        /// The hit's rank.
+        rank: i64,
+        /// The hit's key.
+        key: String,
+    },
 }
 
-impl RankCursor {
-    /// The opaque cursor handed to clients after a hit with this rank and key.
-    pub fn after(rank: i64, key: &str) -> String {
-        encode(rank, key)
+/// Ranks a [`SearchCursor::Rank`] can hold: the substring and similar tiers. The exact and
+/// prefix tiers are served by name; a rank cursor into them (issued before migration 0013) is
+/// refused rather than misread.
+const RANKED: std::ops::RangeInclusive<i64> = 2_000_000..=4_000_000;
+
+/// Marks a name cursor: `n<name length in bytes>::<name><key>`. A rank cursor starts with a
+/// digit.
+const NAME_MARK: &str = "n";
+
+impl SearchCursor {
+    /// The opaque cursor handed to clients.
+    pub fn encode(&self) -> String {
+        match self {
+            SearchCursor::Name { name, key } => {
+                URL_SAFE_NO_PAD.encode(format!("{NAME_MARK}{}{SEPARATOR}{name}{key}", name.len()))
+            }
+            SearchCursor::Rank { rank, key } => encode(*rank, key),
+        }
     }
 
-    /// Reads a cursor issued by [`RankCursor::after`]: the key must be a DID or a record AT-URI.
-    pub fn decode(s: &str) -> Result<RankCursor, CursorError> {
-        let (rank, key) = decode_key(s)?;
+    /// Reads a cursor issued by [`SearchCursor::encode`]: the key must be a DID or a record
+    /// AT-URI.
+    pub fn decode(s: &str) -> Result<SearchCursor, CursorError> {
+        let text = decode_text(s)?;
+        let cursor = match text.strip_prefix(NAME_MARK) {
+            Some(rest) => {
+                let (len, rest) = split_key(rest)?;
+                let at = usize::try_from(len).map_err(|_| CursorError::Range)?;
+                if at == 0 || !rest.is_char_boundary(at) {
+                    return Err(CursorError::Range);
+                }
+                let (name, key) = rest.split_at(at);
+                SearchCursor::Name {
+                    name: name.to_owned(),
+                    key: key.to_owned(),
+                }
+            }
+            None => {
+                let (rank, key) = split_key(&text)?;
+                if !RANKED.contains(&rank) {
+                    return Err(CursorError::Range);
+                }
+                SearchCursor::Rank {
+                    rank,
+                    key: key.to_owned(),
+                }
+            }
+        };
+        let key = match &cursor {
+            SearchCursor::Name { key, .. } | SearchCursor::Rank { key, .. } => key,
+        };
         if key.starts_with("did:") {
-            plyr_lexicons::syntax::validate_did(&key).map_err(|_| CursorError::Uri)?;
+            plyr_lexicons::syntax::validate_did(key).map_err(|_| CursorError::Uri)?;
         } else {
-            check_record_uri(&key)?;
+            check_record_uri(key)?;
         }
-        Ok(RankCursor { rank, key })
+        Ok(cursor)
     }
 }
 
@@ -133,9 +189,10 @@ fn encode(key: i64, uri: &str) -> String {
 }
 
 fn decode(s: &str) -> Result<(i64, String), CursorError> {
-    let (key, uri) = decode_key(s)?;
-    check_record_uri(&uri)?;
-    Ok((key, uri))
+    let text = decode_text(s)?;
+    let (key, uri) = split_key(&text)?;
+    check_record_uri(uri)?;
+    Ok((key, uri.to_owned()))
 }
 
 fn check_record_uri(uri: &str) -> Result<(), CursorError> {
@@ -146,22 +203,26 @@ fn check_record_uri(uri: &str) -> Result<(), CursorError> {
     Ok(())
 }
 
-/// The integer key and the unchecked tie-breaker of a cursor.
-fn decode_key(s: &str) -> Result<(i64, String), CursorError> {
+/// The text of a cursor: unpadded base64url of UTF-8, no longer than any we issue.
+fn decode_text(s: &str) -> Result<String, CursorError> {
     if s.len() > MAX_CURSOR_LEN {
         return Err(CursorError::TooLong);
     }
     let bytes = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| CursorError::Encoding)?;
-    let text = String::from_utf8(bytes).map_err(|_| CursorError::Utf8)?;
-    let (key, uri) = text.split_once(SEPARATOR).ok_or(CursorError::Shape)?;
+    String::from_utf8(bytes).map_err(|_| CursorError::Utf8)
+}
+
+/// Splits `<integer>::<rest>` at the first separator; the integer must be in the form we write
+/// ("+5" and "007" parse too, but are refused).
+fn split_key(text: &str) -> Result<(i64, &str), CursorError> {
+    let (key, rest) = text.split_once(SEPARATOR).ok_or(CursorError::Shape)?;
     let parsed: i64 = key.parse().map_err(|_| CursorError::Key)?;
-    // "+5" and "007" parse too; only the form we write is accepted.
     if parsed.to_string() != key {
         return Err(CursorError::Key);
     }
-    Ok((parsed, uri.to_owned()))
+    Ok((parsed, rest))
 }
 
 #[cfg(test)]
@@ -236,25 +297,53 @@ mod tests {
     }
 
     #[test]
-    fn rank_cursor_takes_a_did_or_a_record_uri() {
-        for key in ["did:plc:abc", URI] {
-            let cursor = RankCursor {
-                rank: 2_000_417,
-                key: key.to_owned(),
-            };
-            assert_eq!(
-                RankCursor::decode(&RankCursor::after(cursor.rank, key)),
-                Ok(cursor)
-            );
+    fn search_cursor_round_trips_by_name_or_rank() {
+        let mut cursors = Vec::new();
+        for key in ["did:plc:abc", "did:web:a::b", URI] {
+            // Names hold anything, the separator and digits included.
+            for name in ["tr", "a::b", "12::at://x", "d\u{e9}j\u{e0} vu \u{2603}"] {
+                cursors.push(SearchCursor::Name {
+                    name: name.to_owned(),
+                    key: key.to_owned(),
+                });
+            }
+            for rank in [2_000_000, 2_000_417, 4_000_000] {
+                cursors.push(SearchCursor::Rank {
+                    rank,
+                    key: key.to_owned(),
+                });
+            }
         }
+        for cursor in cursors {
+            assert_eq!(SearchCursor::decode(&cursor.encode()), Ok(cursor));
+        }
+    }
+
+    #[test]
+    fn forged_search_cursors_are_refused() {
         let cases = [
-            (b64("5::did:"), CursorError::Uri),
-            (b64("5::at://did:plc:abc"), CursorError::Uri),
-            (b64("5::alice.test"), CursorError::Uri),
+            (b64("2000000::did:"), CursorError::Uri),
+            (b64("2000000::at://did:plc:abc"), CursorError::Uri),
+            (b64("2000000::alice.test"), CursorError::Uri),
             (b64("x::did:plc:abc"), CursorError::Key),
+            // The exact and prefix tiers are placed by name: an old rank cursor into them, or
+            // a rank no hit has, is out of range.
+            (b64("1000417::did:plc:abc"), CursorError::Range),
+            (b64("5::did:plc:abc"), CursorError::Range),
+            (b64("4000001::did:plc:abc"), CursorError::Range),
+            (b64("n2:tr:did:plc:abc"), CursorError::Shape),
+            (b64("nx::trdid:plc:abc"), CursorError::Key),
+            (b64("n02::trdid:plc:abc"), CursorError::Key),
+            (b64("n0::did:plc:abc"), CursorError::Range),
+            (b64("n-1::did:plc:abc"), CursorError::Range),
+            (b64("n99::trdid:plc:abc"), CursorError::Range),
+            // Two bytes in, "é" is cut in half.
+            (b64("n2::d\u{e9}did:plc:abc"), CursorError::Range),
+            (b64("n2::trxdid:plc:abc"), CursorError::Uri),
+            (b64("n2::tr"), CursorError::Uri),
         ];
         for (input, want) in cases {
-            assert_eq!(RankCursor::decode(&input), Err(want), "{input}");
+            assert_eq!(SearchCursor::decode(&input), Err(want), "{input}");
         }
     }
 

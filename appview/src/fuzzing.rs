@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::cursor::{PositionCursor, TimeCursor};
+use crate::cursor::{PositionCursor, SearchCursor, TimeCursor};
 use crate::params::{self, Limit};
 
 /// The parameters the XRPC methods take between them, read the way `XrpcQuery` reads them.
@@ -18,7 +18,7 @@ struct AnyParams {
 }
 
 /// Parses `query` as a method's query string, then bounds `limit`, reads `actor`, `uri`,
-/// each of `uris` and `cursor` (both cursor shapes). Returns how many values were accepted;
+/// each of `uris` and `cursor` (every cursor shape). Returns how many values were accepted;
 /// anything refused must come back as an `XrpcError`, never a panic.
 #[doc(hidden)]
 pub fn fuzz_xrpc_params(query: &str) -> usize {
@@ -40,15 +40,20 @@ pub fn fuzz_xrpc_params(query: &str) -> usize {
         params::position_cursor(p.cursor.as_deref()),
         Ok(Some(_))
     ));
+    accepted += usize::from(matches!(
+        params::search_cursor(p.cursor.as_deref()),
+        Ok(Some(_))
+    ));
     accepted
 }
 
-/// Decodes `raw` as both cursor shapes. Returns false if a cursor decodes but does not
+/// Decodes `raw` as every cursor shape. Returns false if a cursor decodes but does not
 /// re-encode to exactly `raw`: decoding is meant to accept only cursors we issue.
 #[doc(hidden)]
 pub fn fuzz_cursor(raw: &str) -> bool {
     let time_ok = TimeCursor::decode(raw).map_or(true, |c| TimeCursor::after(c.at, &c.uri) == raw);
     let position_ok =
         PositionCursor::decode(raw).map_or(true, |c| PositionCursor::after(c.key, &c.uri) == raw);
-    time_ok && position_ok
+    let search_ok = SearchCursor::decode(raw).map_or(true, |c| c.encode() == raw);
+    time_ok && position_ok && search_ok
 }

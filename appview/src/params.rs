@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use plyr_lexicons::syntax::{self, AtUri};
 use serde::de::DeserializeOwned;
 
-use crate::cursor::{PositionCursor, RankCursor, TimeCursor};
+use crate::cursor::{PositionCursor, SearchCursor, TimeCursor};
 use crate::error::XrpcError;
 
 /// `limit` when the client sends none (the lexicons' default).
@@ -141,9 +141,9 @@ pub fn position_cursor(raw: Option<&str>) -> Result<Option<PositionCursor>, Xrpc
 }
 
 /// Reads the `cursor` param of a search method (empty: the first page).
-pub fn rank_cursor(raw: Option<&str>) -> Result<Option<RankCursor>, XrpcError> {
+pub fn search_cursor(raw: Option<&str>) -> Result<Option<SearchCursor>, XrpcError> {
     raw.filter(|s| !s.is_empty())
-        .map(|s| RankCursor::decode(s).map_err(invalid_cursor))
+        .map(|s| SearchCursor::decode(s).map_err(invalid_cursor))
         .transpose()
 }
 

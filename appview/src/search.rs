@@ -1,6 +1,7 @@
 //! The search methods: fm.plyr.feed.searchTracks, fm.plyr.actor.searchActors and the unified
-//! fm.plyr.unspecced.search. One ranked query (`queries::search`) finds the hits, a page at a
-//! time keyset on (rank, key); the usual view queries hydrate them in rank order.
+//! fm.plyr.unspecced.search. `queries::search` finds the hits a page at a time, keyset on
+//! (name, key) while names start with the query and on (rank, key) after; the usual view
+//! queries hydrate them in that order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use sqlx::PgPool;
 
 use crate::ViewCache;
 use crate::auth::Viewer;
-use crate::cursor::{RankCursor, paginate};
+use crate::cursor::paginate;
 use crate::error::XrpcError;
 use crate::params::{self, Limit, XrpcQuery};
 use crate::queries;
@@ -184,14 +185,12 @@ async fn page(
 ) -> Result<(Vec<HitRow>, Option<String>), XrpcError> {
     let q = params::search_query(q)?;
     let limit = Limit::parse(limit.as_deref())?;
-    let after = params::rank_cursor(cursor.as_deref())?;
+    let after = params::search_cursor(cursor.as_deref())?;
     let rows = cache
         .search(db, &q, kinds, after.as_ref(), limit.fetch())
         .await?
         .to_vec();
-    Ok(paginate(rows, limit.rows(), |hit| {
-        RankCursor::after(hit.rank, &hit.key)
-    }))
+    Ok(paginate(rows, limit.rows(), |hit| hit.cursor().encode()))
 }
 
 /// The views of `hits`, in hit order: one query per kind present. A hit whose content went

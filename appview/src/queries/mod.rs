@@ -103,6 +103,15 @@ macro_rules! search_match {
     };
 }
 
+/// True when the normalized name `$norm` starts with the query `$1` (`plyr_search_rank`'s
+/// exact and prefix tiers), in byte order so that the column's `collate "C"` name index
+/// (migration 0013) serves it as a range. For `concat!`.
+macro_rules! starts_with_query {
+    ($norm:literal) => {
+        concat!(" (", $norm, " collate \"C\" ^@ plyr_search_norm($1)) ")
+    };
+}
+
 /// `plyr_search_rank` of the normalized name `$norm` for the query `$1`. For `concat!`.
 macro_rules! search_rank {
     ($norm:literal) => {

@@ -141,6 +141,62 @@ async fn search_pages_by_rank_without_gaps_or_repeats(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn names_that_start_with_the_query_go_by_name_then_the_ranked_rest(db: PgPool) {
+    support::actor(&db, ALICE, Some("alice.test")).await;
+    support::actor(&db, BOB, Some("bob.test")).await;
+    bsky_profile(&db, BOB, Some("Echo Chamber"), None).await;
+    // Seeded out of order, so the order below is the search's.
+    let deep = titled(&db, ALICE, "a", 1, "Deep Echoes").await;
+    let park = titled(&db, BOB, "b", 2, "Echo Park").await;
+    let the = titled(&db, ALICE, "c", 3, "The Echo").await;
+    let echoes = titled(&db, BOB, "d", 4, "Echoes").await;
+    let echo_b = titled(&db, BOB, "e", 5, "Echo").await;
+    let echo_a = titled(&db, ALICE, "f", 6, "ECHO").await;
+    let album = support::list(&db, ALICE, "l", "Echo Sessions", "album", &[&park], 7).await;
+
+    let body = ok(&db, "fm.plyr.unspecced.search", "q=echo&limit=100").await;
+    let keys: Vec<&str> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| {
+            r.get("uri")
+                .or_else(|| r.get("did"))
+                .and_then(Value::as_str)
+        })
+        .collect();
+    // Names that start with "echo" by name, equal names by key (Alice's DID sorts first);
+    // then the ranked rest: a whole-word substring before a looser one.
+    let want = [
+        echo_a.as_str(),
+        echo_b.as_str(),
+        BOB,
+        park.as_str(),
+        album.as_str(),
+        echoes.as_str(),
+        the.as_str(),
+        deep.as_str(),
+    ];
+    assert_eq!(keys, want, "{body}");
+    // Paged, across the turn from names to ranks at every page size: no gap, no repeat.
+    for limit in 1..=4 {
+        let paged = walk(&db, "fm.plyr.unspecced.search", "q=echo", "results", limit).await;
+        let paged: Vec<&str> = paged
+            .iter()
+            .filter_map(|r| {
+                r.get("uri")
+                    .or_else(|| r.get("did"))
+                    .and_then(Value::as_str)
+            })
+            .collect();
+        assert_eq!(paged, want, "limit {limit}");
+    }
+    // Tracks alone keep the same order.
+    let tracks = walk(&db, "fm.plyr.feed.searchTracks", "q=echo", "tracks", 2).await;
+    assert_eq!(uris(&tracks), [echo_a, echo_b, park, echoes, the, deep]);
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn search_refuses_bad_queries_and_cursors(db: PgPool) {
     let long = "x".repeat(101);
     for nsid in [
@@ -184,10 +240,10 @@ async fn search_actors_by_handle_or_display_name_without_hidden_ones(db: PgPool)
     let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora").await;
     let actors = body["actors"].as_array().expect("actors");
     let dids: Vec<&str> = actors.iter().filter_map(|a| a["did"].as_str()).collect();
-    // Whole-word prefix matches of the handles and of the display names tie: by DID.
-    assert_eq!(dids.len(), 3, "{body}");
-    assert!(dids.contains(&BOB));
-    assert_eq!(actors[0]["did"], ALICE);
+    // Names that start with the query go in byte order, an actor by the first of its two:
+    // "aurora borealis" (Bob), "aurora skies" (Alice, before her "aurora.test"),
+    // "aurora-fan.test" (Eve).
+    assert_eq!(dids, [BOB, ALICE, EVE], "{body}");
     let bob = actors.iter().find(|a| a["did"] == BOB).expect("bob");
     assert_eq!(bob["displayName"], "Aurora Borealis");
     // No stored PDS and no blob copy: the CDN form.
@@ -195,9 +251,13 @@ async fn search_actors_by_handle_or_display_name_without_hidden_ones(db: PgPool)
         bob["avatar"],
         format!("https://cdn.bsky.app/img/avatar/plain/{BOB}/bafkreiavatar@jpeg")
     );
-    // Alice is one hit, not two: a full page of two holds her and the next.
+    // Alice is one hit, not two: a full page of two holds her and the next, and a page at a
+    // time serves her once.
     let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora&limit=2").await;
     assert_eq!(body["actors"].as_array().map(Vec::len), Some(2), "{body}");
+    let paged = walk(&db, "fm.plyr.actor.searchActors", "q=aurora", "actors", 1).await;
+    let paged: Vec<&str> = paged.iter().filter_map(|a| a["did"].as_str()).collect();
+    assert_eq!(paged, [BOB, ALICE, EVE]);
 
     support::hide(&db, EVE, Some("takendown")).await;
     let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora").await;
@@ -240,9 +300,9 @@ async fn unified_search_types_and_tags_every_result(db: PgPool) {
             )
         })
         .collect();
-    // The exact title first; then the prefix matches: whole words ("glow.test", "Glow
-    // Sessions") tie and go by key (AT-URIs sort before DIDs), "Glowing" is a looser word
-    // match. The liked list is no album or playlist.
+    // The exact title first; then the other names that start with "glow", in byte order, so
+    // a whole word ("glow sessions", "glow.test") before a longer one ("glowing"). The liked
+    // list is no album or playlist.
     assert_eq!(
         tagged,
         [
