@@ -147,7 +147,8 @@ struct SearchKey {
     fetch: i64,
 }
 
-/// Search hits kept, counted in hits: ~150 bytes each, so ~15 MB at most.
+/// Search hits kept, counted in hits: ~200 bytes each (key, and the name that places a hit that
+/// starts with the query), so ~20 MB at most.
 const SEARCH_CAPACITY: u64 = 100_000;
 
 /// One key's cached first pages (an artist's tracks, a track's likes), by rows fetched.

@@ -1,7 +1,7 @@
 //! Opaque keyset cursors: base64url of `<key>::<uri>`, where the key is the row's sort value
 //! (µs since the epoch, a playback position in ms, a search rank) and the URI breaks ties; a
-//! search hit that starts with the query is placed by its name instead (`SearchCursor`). Decoding is
-//! strict, so a cursor we did not issue is refused rather than misread.
+//! search hit that starts with the query is placed by its name instead (`SearchCursor`).
+//! Decoding is strict, so a cursor we did not issue is refused rather than misread.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -40,6 +40,18 @@ pub async fn bsky_profile(db: &PgPool, did: &str, name: Option<&str>, avatar: Op
     .expect("insert bsky profile");
 }
 
+/// The key of each unified result: a record's URI or an actor's DID.
+fn keys(results: &[Value]) -> Vec<&str> {
+    results
+        .iter()
+        .filter_map(|r| {
+            r.get("uri")
+                .or_else(|| r.get("did"))
+                .and_then(Value::as_str)
+        })
+        .collect()
+}
+
 fn titles(tracks: &[Value]) -> Vec<String> {
     tracks
         .iter()
@@ -155,16 +167,7 @@ async fn names_that_start_with_the_query_go_by_name_then_the_ranked_rest(db: PgP
     let album = support::list(&db, ALICE, "l", "Echo Sessions", "album", &[&park], 7).await;
 
     let body = ok(&db, "fm.plyr.unspecced.search", "q=echo&limit=100").await;
-    let keys: Vec<&str> = body["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .filter_map(|r| {
-            r.get("uri")
-                .or_else(|| r.get("did"))
-                .and_then(Value::as_str)
-        })
-        .collect();
+    let got = keys(body["results"].as_array().expect("results"));
     // Names that start with "echo" by name, equal names by key (Alice's DID sorts first);
     // then the ranked rest: a whole-word substring before a looser one.
     let want = [
@@ -177,19 +180,11 @@ async fn names_that_start_with_the_query_go_by_name_then_the_ranked_rest(db: PgP
         the.as_str(),
         deep.as_str(),
     ];
-    assert_eq!(keys, want, "{body}");
+    assert_eq!(got, want, "{body}");
     // Paged, across the turn from names to ranks at every page size: no gap, no repeat.
     for limit in 1..=4 {
         let paged = walk(&db, "fm.plyr.unspecced.search", "q=echo", "results", limit).await;
-        let paged: Vec<&str> = paged
-            .iter()
-            .filter_map(|r| {
-                r.get("uri")
-                    .or_else(|| r.get("did"))
-                    .and_then(Value::as_str)
-            })
-            .collect();
-        assert_eq!(paged, want, "limit {limit}");
+        assert_eq!(keys(&paged), want, "limit {limit}");
     }
     // Tracks alone keep the same order.
     let tracks = walk(&db, "fm.plyr.feed.searchTracks", "q=echo", "tracks", 2).await;
@@ -233,8 +228,10 @@ async fn search_actors_by_handle_or_display_name_without_hidden_ones(db: PgPool)
     support::actor(&db, BOB, Some("bob.test")).await;
     support::actor(&db, EVE, Some("aurora-fan.test")).await;
     bsky_profile(&db, BOB, Some("Aurora Borealis"), Some("bafkreiavatar")).await;
-    // Alice matches by both: she is one hit.
+    // Alice and Eve match by both names: each is one hit, placed by the first name in byte
+    // order (Alice's display name, Eve's handle).
     bsky_profile(&db, ALICE, Some("Aurora Skies"), None).await;
+    bsky_profile(&db, EVE, Some("Auroras"), None).await;
     titled(&db, EVE, "e", 1, "Aurora").await;
 
     let body = ok(&db, "fm.plyr.actor.searchActors", "q=aurora").await;
