@@ -47,25 +47,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The running server; stops when [`Loopback::stop`] is awaited.
-pub(crate) struct Loopback {
-    /// `http://127.0.0.1:<port>/`: the PLC URL, and the PDS of documents set with [`Loopback::pds`].
+/// An axum app served on an ephemeral loopback port until [`Served::stop`] is awaited: the
+/// body of each of this crate's test servers (this one, the backfill tests' host, the relay
+/// tests' network).
+pub(crate) struct Served {
+    /// `http://127.0.0.1:<port>/`.
     pub url: Url,
-    world: Arc<World>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
-impl Loopback {
-    pub(crate) async fn start() -> Loopback {
-        let world = Arc::new(World::default());
-        let app = axum::Router::new()
-            .route("/xrpc/com.atproto.sync.getRepoStatus", get(repo_status))
-            .route("/xrpc/com.atproto.sync.getBlob", get(get_blob))
-            .route("/files/{name}", get(get_file))
-            .route("/.well-known/atproto-did", get(well_known_did))
-            .route("/{did}", get(plc_doc))
-            .with_state(Arc::clone(&world));
+impl Served {
+    /// Binds a free loopback port and serves `app` on it.
+    pub(crate) async fn start(app: axum::Router) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -82,11 +76,39 @@ impl Loopback {
                     .expect("loopback server");
             }
         });
+        Served { url, stop, task }
+    }
+
+    /// Stops serving and waits for the server's task.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("loopback server task");
+    }
+}
+
+/// The running server; stops when [`Loopback::stop`] is awaited.
+pub(crate) struct Loopback {
+    /// `http://127.0.0.1:<port>/`: the PLC URL, and the PDS of documents set with [`Loopback::pds`].
+    pub url: Url,
+    world: Arc<World>,
+    server: Served,
+}
+
+impl Loopback {
+    pub(crate) async fn start() -> Loopback {
+        let world = Arc::new(World::default());
+        let app = axum::Router::new()
+            .route("/xrpc/com.atproto.sync.getRepoStatus", get(repo_status))
+            .route("/xrpc/com.atproto.sync.getBlob", get(get_blob))
+            .route("/files/{name}", get(get_file))
+            .route("/.well-known/atproto-did", get(well_known_did))
+            .route("/{did}", get(plc_doc))
+            .with_state(Arc::clone(&world));
+        let server = Served::start(app).await;
         Loopback {
-            url,
+            url: server.url.clone(),
             world,
-            stop,
-            task,
+            server,
         }
     }
 
@@ -172,8 +194,7 @@ impl Loopback {
     }
 
     pub(crate) async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.expect("loopback server task");
+        self.server.stop().await;
     }
 }
 

@@ -15,7 +15,6 @@ use plyr_repo::{RepoBuilder, Write, cid_for_cbor, json_to_cbor};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -23,6 +22,7 @@ use super::*;
 use crate::directory::Directory;
 use crate::event::decode;
 use crate::fold::{classify, plan};
+use crate::loopback::Served;
 use crate::testing::{
     comment_record, delete, like_record, list_record, lock, profile_record, tid, track_record,
     write,
@@ -52,8 +52,7 @@ struct World {
 struct Host {
     url: Url,
     world: Arc<World>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+    server: Served,
 }
 
 impl Host {
@@ -76,27 +75,11 @@ impl Host {
         let app = app
             .route("/{did}", get(plc_doc))
             .with_state(Arc::clone(&world));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/", listener.local_addr().expect("addr"))
-            .parse()
-            .expect("url");
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                    .expect("loopback server");
-            }
-        });
+        let server = Served::start(app).await;
         Host {
-            url,
+            url: server.url.clone(),
             world,
-            stop,
-            task,
+            server,
         }
     }
 
@@ -205,8 +188,7 @@ impl Host {
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.expect("loopback server task");
+        self.server.stop().await;
     }
 }
 

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::{RelayConfig, run_relay};
+use crate::loopback::Served;
 use crate::testing::{like_record, lock, tid, track_record, wait_for};
 use crate::{IndexerError, last_cursor};
 
@@ -171,8 +172,7 @@ struct World {
 struct Net {
     url: Url,
     world: Arc<World>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
+    server: Served,
 }
 
 impl Net {
@@ -188,22 +188,11 @@ impl Net {
             .route("/xrpc/com.atproto.sync.getRepo", get(get_repo))
             .route("/{did}", get(plc_doc))
             .with_state(Arc::clone(&world));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url =
-            Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .expect("serve");
-        });
+        let server = Served::start(app).await;
         Net {
-            url,
+            url: server.url.clone(),
             world,
-            stop,
-            task,
+            server,
         }
     }
 
@@ -267,8 +256,7 @@ impl Net {
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.expect("net task");
+        self.server.stop().await;
     }
 }
 
