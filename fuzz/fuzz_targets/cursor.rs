@@ -1,5 +1,5 @@
-//! Cursor string -> TimeCursor/PositionCursor::decode; a decoded cursor must re-encode to the
-//! same string (decoding accepts only cursors we issue).
+//! Cursor string -> TimeCursor/PositionCursor/SearchCursor::decode; a decoded cursor must
+//! re-encode to the same string (decoding accepts only cursors we issue).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
