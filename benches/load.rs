@@ -3,26 +3,29 @@
 //! one process, as deployed; rate limits off, view cache on) against a scripted Jetstream that
 //! is silent at first, and drives a mixed XRPC read workload with `oha`:
 //!
-//! 1. idle, at a fixed rate: the reference p50/p99;
+//! 1. the anchor: `_health` flat out (the HTTP stack and oha, no query);
 //! 2. idle, flat out: the highest rate it reaches;
-//! 3. the same fixed rate while the indexer ingests a Jetstream backlog at full speed (the
-//!    backlog is sized to outlast the run, and the bench checks that it did): p99 against run 1
-//!    and the ingest rate the reads left it.
+//! 3. rounds (default 3) of two windows at one fixed rate: idle, once no autovacuum runs; then
+//!    while the indexer ingests a part of a Jetstream backlog appended at the window's start,
+//!    at full speed (each part is sized to outlast its window, and the bench checks that it
+//!    did). The goal compares the median p99 of the ingesting windows with the median p99 of
+//!    the idle ones, and each round's ratio is printed too.
 //!
-//! Between runs 1 and 2, `pgbench` (when installed) sends `select 1` at the same fixed rate: the
-//! machine's own Postgres round-trip tail, the floor under run 1's.
+//! Before the rounds, `pgbench` (when installed) sends `select 1` at the same fixed rate: the
+//! machine's own Postgres round-trip tail, the floor under the idle windows'.
 //!
 //! Prints one markdown table row per run, where the CPU went and how long the reads' threads
-//! (the server's and oha's) waited for a CPU in each fixed-rate run, and fails on any error or
-//! non-200 answer.
+//! (the server's and oha's) waited for a CPU in the fixed-rate windows, and fails on any error
+//! or non-200 answer.
 //!
 //! Run: `cargo bench --bench load` (needs Postgres at DATABASE_URL and `oha` on PATH:
-//! `cargo install oha`). `BENCH_RATE` (default 1000 req/s), `BENCH_SECS` (default 20),
-//! `BENCH_CONNECTIONS` (default 50) and `BENCH_EVENTS` (the backlog, default 600,000) change the
-//! runs; `BENCH_SPLIT=1` runs the server and the indexer as two processes (`serve`, `index`)
-//! instead of one `run`; `BENCH_KEEP_DB=1` keeps the database for a closer look;
-//! `BENCH_REQUESTS_DB=<dir>` has oha write each request of the fixed-rate runs to
-//! `<dir>/idle.db` and `<dir>/ingesting.db` (SQLite: when it was due, sent and answered).
+//! `cargo install oha`). `BENCH_RATE` (default 1000 req/s), `BENCH_SECS` (each window, default
+//! 20), `BENCH_CONNECTIONS` (default 50), `BENCH_ROUNDS` (default 3) and `BENCH_EVENTS` (each
+//! round's part of the backlog, default 400,000) change the runs; `BENCH_SPLIT=1` runs the
+//! server and the indexer as two processes (`serve`, `index`) instead of one `run`;
+//! `BENCH_KEEP_DB=1` keeps the database for a closer look; `BENCH_REQUESTS_DB=<dir>` has oha
+//! write each request of the fixed-rate windows to `<dir>/idle-<round>.db` and
+//! `<dir>/ingesting-<round>.db` (SQLite: when it was due, sent and answered).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -285,11 +288,11 @@ async fn run_oha(
     secs: u64,
     connections: u32,
     rate: Option<u32>,
-    label: &'static str,
+    label: String,
 ) -> Result<Summary> {
     let target = target.clone();
-    let report =
-        tokio::task::spawn_blocking(move || oha(&target, secs, connections, rate, label)).await??;
+    let report = tokio::task::spawn_blocking(move || oha(&target, secs, connections, rate, &label))
+        .await??;
     Summary::parse(&report)
 }
 
@@ -339,6 +342,21 @@ impl Histograms {
                 .push((le, count.trim().parse()?));
         }
         Ok(Histograms(out))
+    }
+
+    /// Counts of both, method by method.
+    fn plus(mut self, other: &Histograms) -> Histograms {
+        for (method, buckets) in &other.0 {
+            let mine = self.0.entry(method.clone()).or_default();
+            if mine.0.is_empty() {
+                mine.0.clone_from(&buckets.0);
+            } else {
+                for ((_, count), (_, more)) in mine.0.iter_mut().zip(&buckets.0) {
+                    *count += more;
+                }
+            }
+        }
+        self
     }
 
     /// What was counted between `before` and this scrape.
@@ -485,12 +503,112 @@ fn appviews(children: &[tokio::process::Child], split: bool) -> Vec<(u32, cpu::R
         .collect()
 }
 
+/// One fixed-rate window: what oha measured, where the CPU went, how long the reads' threads
+/// waited for a core (with the requests due meanwhile) and the server's time by method.
+struct Window {
+    summary: Summary,
+    cpu: cpu::Usage,
+    waits: cpu::ReadWaits,
+    waited_requests: f64,
+    methods: Histograms,
+}
+
+/// What every fixed-rate window reads, and how.
+struct Reads<'a> {
+    target: &'a Target,
+    secs: u64,
+    connections: u32,
+    rate: u32,
+    watched: &'a [(u32, cpu::Role)],
+    http: &'a reqwest::Client,
+    base: &'a str,
+    pool: &'a PgPool,
+}
+
+impl Reads<'_> {
+    async fn window(&self, label: String) -> Result<Window> {
+        let before = Histograms::scrape(self.http, self.base).await?;
+        let from = cpu::Snapshot::take(self.watched);
+        let (summary, (waits, waited_requests)) = tokio::join!(
+            run_oha(
+                self.target,
+                self.secs,
+                self.connections,
+                Some(self.rate),
+                label
+            ),
+            read_waits(self.watched, self.secs, self.rate)
+        );
+        let summary = summary?;
+        let cpu = from.until(
+            &cpu::Snapshot::take(self.watched),
+            &cpu::backends(self.pool).await?,
+        );
+        let methods = Histograms::scrape(self.http, self.base)
+            .await?
+            .since(&before);
+        Ok(Window {
+            summary,
+            cpu,
+            waits,
+            waited_requests,
+            methods,
+        })
+    }
+}
+
+/// One idle window, then one while the indexer ingests a backlog appended at its start.
+struct Round {
+    idle: Window,
+    loaded: Window,
+    /// Events applied during the ingesting window, per second.
+    ingest_rate: f64,
+    /// Whether the backlog ran out before the ingesting window ended.
+    ran_out: bool,
+    /// The whole backlog, from append to applied, per second.
+    backlog_rate: f64,
+    /// How long the database took to settle (autovacuum done) before the idle window.
+    settled_secs: f64,
+}
+
+/// Waits (at most 120 s) until no autovacuum worker runs in this database, so an idle window
+/// is idle: the vacuum the last backlog set off belongs to ingest, not to the idle figure.
+/// Returns the seconds waited.
+async fn settle(pool: &PgPool) -> Result<f64> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let workers: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity \
+             where backend_type = 'autovacuum worker' and datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await?;
+        if workers == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => f64::midpoint(values[n / 2 - 1], values[n / 2]),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let rate: u32 = env_or("BENCH_RATE", 1000);
     let secs: u64 = env_or("BENCH_SECS", 20);
     let connections: u32 = env_or("BENCH_CONNECTIONS", 50);
-    let events: usize = env_or("BENCH_EVENTS", 600_000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
+    let events: usize = env_or("BENCH_EVENTS", 400_000);
     println!("machine: {} cores, {}", cores(), autogroup());
     let (db_url, pool) = fresh_database("plyr_bench_load").await?;
     let seeded = Instant::now();
@@ -500,11 +618,12 @@ async fn main() -> Result<()> {
         ARTISTS + FANS,
         seeded.elapsed().as_secs_f64()
     );
-    let backlog = mix(events);
-    let (backlog_tracks, backlog_likes, last) =
-        (backlog.tracks, backlog.likes, backlog.last_time_us());
+    // One backlog for all rounds, handed out `events` at a time.
+    let backlog = mix(events * rounds);
+    let (backlog_tracks, backlog_likes) = (backlog.tracks, backlog.likes);
+    let mut frames = backlog.frames;
 
-    // Silent until the third run appends the backlog.
+    // Silent until each round's ingesting window appends its part of the backlog.
     let jetstream = ScriptedJetstream::start(Vec::new()).await;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
@@ -559,41 +678,54 @@ async fn main() -> Result<()> {
 
     // The anchor: the same server and oha on an answer that needs no query.
     let health = Target::Url(format!("{base}/xrpc/_health"));
-    let anchor = run_oha(&health, secs.min(10), connections, None, "anchor").await?;
-    let warm = run_oha(&mixed, 5, connections, None, "warm").await?;
+    let anchor = run_oha(&health, secs.min(10), connections, None, "anchor".into()).await?;
+    let warm = run_oha(&mixed, 5, connections, None, "warm".into()).await?;
     println!("warm-up: {:.0} req/s", warm.rps);
-    let watched = appviews(&children, split);
-    let before = Histograms::scrape(&http, &base).await?;
-    let idle_cpu = cpu::Snapshot::take(&watched);
-    let (idle, idle_waits) = tokio::join!(
-        run_oha(&mixed, secs, connections, Some(rate), "idle"),
-        read_waits(&watched, secs, rate)
-    );
-    let idle = idle?;
-    let idle_cpu = idle_cpu.until(&cpu::Snapshot::take(&watched), &cpu::backends(&pool).await?);
-    let idle_methods = Histograms::scrape(&http, &base).await?.since(&before);
+    let max = run_oha(&mixed, secs, connections, None, "max".into()).await?;
     let floor = {
         let db_url = db_url.clone();
         let secs = secs.min(10);
         tokio::task::spawn_blocking(move || pgbench_round_trip(&db_url, rate, secs)).await??
     };
-    let max = run_oha(&mixed, secs, connections, None, "max").await?;
 
-    let loaded_cpu = cpu::Snapshot::take(&watched);
-    jetstream.append(backlog.frames);
-    let ingest_started = Instant::now();
-    let before = Histograms::scrape(&http, &base).await?;
-    let (loaded, loaded_waits) = tokio::join!(
-        run_oha(&mixed, secs, connections, Some(rate), "ingesting"),
-        read_waits(&watched, secs, rate)
-    );
-    let loaded = loaded?;
-    let loaded_cpu = loaded_cpu.until(&cpu::Snapshot::take(&watched), &cpu::backends(&pool).await?);
-    let loaded_methods = Histograms::scrape(&http, &base).await?.since(&before);
-    let window = ingest_started.elapsed().as_secs_f64();
-    let during = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
-    wait_for_cursor(&pool, last, Duration::from_secs(900)).await?;
-    let total_secs = ingest_started.elapsed().as_secs_f64();
+    let watched = appviews(&children, split);
+    let reads = Reads {
+        target: &mixed,
+        secs,
+        connections,
+        rate,
+        watched: &watched,
+        http: &http,
+        base: &base,
+        pool: &pool,
+    };
+    // Idle and ingesting windows alternate, so both figures come from the same stretch of
+    // the machine's time, and each is read as the median over the rounds: a single 20 s
+    // window's p99 is its 200th-slowest request, and moved by 2x from run to run.
+    let mut results = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        let settled_secs = settle(&pool).await?;
+        let idle = reads.window(format!("idle-{round}")).await?;
+        let rest = frames.split_off(events.min(frames.len()));
+        let part = std::mem::replace(&mut frames, rest);
+        let part_last = part.last().context("an empty backlog")?.time_us;
+        let before = applied(plyr_indexer::last_cursor(&pool, "jetstream").await?);
+        jetstream.append(part);
+        let appended = Instant::now();
+        let loaded = reads.window(format!("ingesting-{round}")).await?;
+        let window = appended.elapsed().as_secs_f64();
+        let cursor = plyr_indexer::last_cursor(&pool, "jetstream").await?;
+        let during = applied(cursor) - before;
+        wait_for_cursor(&pool, part_last, Duration::from_secs(900)).await?;
+        results.push(Round {
+            idle,
+            loaded,
+            ingest_rate: during as f64 / window,
+            ran_out: cursor.is_some_and(|c| c >= part_last),
+            backlog_rate: events as f64 / appended.elapsed().as_secs_f64(),
+            settled_secs,
+        });
+    }
 
     println!("| run | req/s | p50 ms | p99 ms | p99.9 ms | non-200 | errors |");
     println!("|---|---|---|---|---|---|---|");
@@ -601,24 +733,45 @@ async fn main() -> Result<()> {
         "{}",
         anchor.row(&format!("anchor: `_health` flat out, {} s", secs.min(10)))
     );
-    println!(
-        "{}",
-        idle.row(&format!("idle, fixed {rate} req/s, {secs} s"))
-    );
     println!("{}", max.row(&format!("idle, max rate, {secs} s")));
+    for (n, round) in results.iter().enumerate() {
+        let n = n + 1;
+        println!(
+            "{}",
+            round
+                .idle
+                .summary
+                .row(&format!("round {n}: idle, fixed {rate} req/s, {secs} s"))
+        );
+        println!(
+            "{}",
+            round.loaded.summary.row(&format!(
+                "round {n}: ingesting, fixed {rate} req/s, {secs} s"
+            ))
+        );
+    }
     println!(
-        "{}",
-        loaded.row(&format!("ingesting, fixed {rate} req/s, {secs} s"))
+        "\n| round | settled before idle s | idle p99 ms | ingesting p99 ms | ratio | ingest during the reads events/s | whole part ({events} events) events/s |"
     );
+    println!("|---|---|---|---|---|---|---|");
+    for (n, round) in results.iter().enumerate() {
+        println!(
+            "| {} | {:.1} | {:.2} | {:.2} | {:.2}x | {:.0} | {:.0} |",
+            n + 1,
+            round.settled_secs,
+            round.idle.summary.p99_ms,
+            round.loaded.summary.p99_ms,
+            round.loaded.summary.p99_ms / round.idle.summary.p99_ms,
+            round.ingest_rate,
+            round.backlog_rate
+        );
+    }
+    let idle_p99 = median(results.iter().map(|r| r.idle.summary.p99_ms).collect());
+    let loaded_p99 = median(results.iter().map(|r| r.loaded.summary.p99_ms).collect());
     println!(
-        "ingest during the reads: {during} of {events} events in {window:.1} s = {:.0} events/s; \
-         whole backlog in {total_secs:.1} s = {:.0} events/s",
-        during as f64 / window,
-        events as f64 / total_secs
-    );
-    println!(
-        "p99 while ingesting / idle p99 = {:.2}x (goal: at most 2x)",
-        loaded.p99_ms / idle.p99_ms
+        "median p99 over {rounds} rounds: idle {idle_p99:.2} ms, ingesting {loaded_p99:.2} ms: \
+         {:.2}x (goal: at most 2x)",
+        loaded_p99 / idle_p99
     );
     match floor {
         Some((p99, p999)) => println!(
@@ -627,13 +780,33 @@ async fn main() -> Result<()> {
         ),
         None => println!("pgbench not found: no Postgres round-trip floor measured"),
     }
-    println!("\nCPU during the fixed-rate runs (from /proc), idle:");
-    idle_cpu.print(cores());
-    println!("\nand while ingesting:");
-    loaded_cpu.print(cores());
+    let idle_cpu = cpu::Usage::mean(
+        &results
+            .iter()
+            .map(|r| r.idle.cpu.clone())
+            .collect::<Vec<_>>(),
+    );
+    let loaded_cpu = cpu::Usage::mean(
+        &results
+            .iter()
+            .map(|r| r.loaded.cpu.clone())
+            .collect::<Vec<_>>(),
+    );
+    println!("\nCPU during the fixed-rate windows (from /proc), mean over the rounds:");
+    idle_cpu.print_beside(&loaded_cpu, ["idle", "ingesting"], cores());
+    let total = |pick: fn(&Round) -> &Window| {
+        results
+            .iter()
+            .fold((cpu::ReadWaits::default(), 0.0), |(waits, n), r| {
+                let w = pick(r);
+                (waits.plus(w.waits), n + w.waited_requests)
+            })
+    };
+    let (idle_waits, idle_requests) = total(|r| &r.idle);
+    let (loaded_waits, loaded_requests) = total(|r| &r.loaded);
     println!(
         "\nCPU wait of the reads' threads (ready to run, not running: /proc schedstat), \
-         seconds 1 to {} of each fixed-rate run:",
+         seconds 1 to {} of each fixed-rate window, over all rounds:",
         secs.saturating_sub(1)
     );
     println!(
@@ -641,18 +814,28 @@ async fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|");
     for (name, idle, loaded) in [
-        ("server", idle_waits.0.server, loaded_waits.0.server),
-        ("oha", idle_waits.0.oha, loaded_waits.0.oha),
+        ("server", idle_waits.server, loaded_waits.server),
+        ("oha", idle_waits.oha, loaded_waits.oha),
     ] {
         println!(
             "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            idle.ns as f64 / 1e3 / idle_waits.1,
+            idle.ns as f64 / 1e3 / idle_requests,
             idle.per_run_us(),
-            loaded.ns as f64 / 1e3 / loaded_waits.1,
+            loaded.ns as f64 / 1e3 / loaded_requests,
             loaded.per_run_us()
         );
     }
-    println!("\nserver-side time by method (its `/metrics` histogram), fixed {rate} req/s:");
+    let methods = |pick: fn(&Round) -> &Window| {
+        results
+            .iter()
+            .fold(Histograms(Default::default()), |sum, r| {
+                sum.plus(&pick(r).methods)
+            })
+    };
+    let (idle_methods, loaded_methods) = (methods(|r| &r.idle), methods(|r| &r.loaded));
+    println!(
+        "\nserver-side time by method (its `/metrics` histogram), fixed {rate} req/s, all rounds:"
+    );
     println!(
         "| method | idle: requests | idle: over 2 / 5 ms | ingesting: requests | ingesting: over 2 / 5 ms |"
     );
@@ -698,15 +881,18 @@ async fn main() -> Result<()> {
             "backlog incomplete: {tracks} of {backlog_tracks} tracks, {likes} of {backlog_likes} likes"
         );
     }
-    if during >= i64::try_from(events).unwrap_or(i64::MAX) {
-        bail!("the backlog ran out before the reads ended: raise BENCH_EVENTS");
+    if results.iter().any(|r| r.ran_out) {
+        bail!("a round's backlog ran out before its reads ended: raise BENCH_EVENTS");
     }
-    let runs = [
-        ("anchor", &anchor),
-        ("idle", &idle),
-        ("max", &max),
-        ("ingesting", &loaded),
-    ];
+    let windows = results.iter().enumerate().flat_map(|(n, r)| {
+        [
+            (format!("round {}: idle", n + 1), &r.idle.summary),
+            (format!("round {}: ingesting", n + 1), &r.loaded.summary),
+        ]
+    });
+    let runs = [("anchor".to_owned(), &anchor), ("max".to_owned(), &max)]
+        .into_iter()
+        .chain(windows);
     for (name, run) in runs {
         if run.non_ok + run.errors > 0 {
             bail!(

@@ -41,7 +41,7 @@ pub struct Snapshot {
 }
 
 /// Cores used per group between two snapshots, with the machine's busy and stolen cores.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Usage {
     pub groups: Vec<(&'static str, f64)>,
     pub busy: f64,
@@ -209,15 +209,49 @@ impl Usage {
             .map_or(0.0, |(_, cores)| *cores)
     }
 
-    /// One line per group, then the machine's busy and stolen cores.
-    pub fn print(&self, cores: usize) {
-        println!("| where | cores (of {cores}) |");
-        println!("|---|---|");
-        for (group, used) in &self.groups {
-            println!("| {group} | {used:.2} |");
+    /// The mean of several windows' usage, group by group (a group missing from a window
+    /// counts 0 there).
+    pub fn mean(windows: &[Usage]) -> Usage {
+        let n = windows.len().max(1) as f64;
+        let mut groups: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for window in windows {
+            for (group, used) in &window.groups {
+                *groups.entry(group).or_default() += used / n;
+            }
         }
-        println!("| the machine, busy | {:.2} |", self.busy);
-        println!("| stolen by the host | {:.2} |", self.steal);
+        Usage {
+            groups: groups.into_iter().collect(),
+            busy: windows.iter().map(|w| w.busy).sum::<f64>() / n,
+            steal: windows.iter().map(|w| w.steal).sum::<f64>() / n,
+        }
+    }
+
+    /// One line per group, then the machine's busy and stolen cores: `self` beside `other`.
+    pub fn print_beside(&self, other: &Usage, headers: [&str; 2], cores: usize) {
+        println!(
+            "| where (cores of {cores}) | {} | {} |",
+            headers[0], headers[1]
+        );
+        println!("|---|---|---|");
+        let mut names: Vec<&'static str> = self.groups.iter().map(|(g, _)| *g).collect();
+        names.extend(other.groups.iter().map(|(g, _)| *g));
+        names.sort_unstable();
+        names.dedup();
+        for group in names {
+            println!(
+                "| {group} | {:.2} | {:.2} |",
+                self.of(group),
+                other.of(group)
+            );
+        }
+        println!(
+            "| the machine, busy | {:.2} | {:.2} |",
+            self.busy, other.busy
+        );
+        println!(
+            "| stolen by the host | {:.2} | {:.2} |",
+            self.steal, other.steal
+        );
     }
 }
 
@@ -257,6 +291,13 @@ impl Wait {
         }
     }
 
+    fn plus(self, other: Wait) -> Wait {
+        Wait {
+            ns: self.ns + other.ns,
+            runs: self.runs + other.runs,
+        }
+    }
+
     /// Mean wait each time a thread was put on a CPU, in µs.
     pub fn per_run_us(&self) -> f64 {
         self.ns as f64 / 1e3 / self.runs.max(1) as f64
@@ -287,6 +328,14 @@ impl ReadWaits {
         ReadWaits {
             server: self.server.since(before.server),
             oha: self.oha.since(before.oha),
+        }
+    }
+
+    /// Both windows' waits together.
+    pub fn plus(self, other: ReadWaits) -> ReadWaits {
+        ReadWaits {
+            server: self.server.plus(other.server),
+            oha: self.oha.plus(other.oha),
         }
     }
 }
