@@ -404,6 +404,7 @@ async fn run(command: Command) -> Result<()> {
             let pool = connect(&db, "server").await?;
             migrate(&pool).await?;
             hint_autogroup(&db);
+            hint_autovacuum(&pool).await;
             let resolver = identity.resolver()?;
             let mirror_store = if mirror.no_mirror {
                 None
@@ -472,6 +473,7 @@ async fn run(command: Command) -> Result<()> {
         } => {
             let pool = connect(&db, "indexer").await?;
             migrate(&pool).await?;
+            hint_autovacuum(&pool).await;
             let resolver = identity.resolver()?;
             let mut tasks = JoinSet::new();
             spawn_indexer(
@@ -619,6 +621,24 @@ fn hint_autogroup(db: &DbArgs) {
              backend gets a session's CPU share, as much as this whole process, so reads slow \
              down under full-speed ingest; `sysctl kernel.sched_autogroup_enabled=0` shares \
              CPU by thread (see BENCHMARKS.md)"
+        );
+    }
+}
+
+/// Warns when the server's autovacuum is off. The indexer updates rows in place (counters on
+/// `track` and `actor`, `track_rank`), and without vacuum their dead versions pile up: after
+/// 1.2 million events in `cargo bench --bench load`, 710k dead rows beside `track_rank`'s 196k
+/// live ones (BENCHMARKS.md). Some test set-ups turn it off; a deployment should not.
+async fn hint_autovacuum(pool: &PgPool) {
+    let setting: Result<String, sqlx::Error> =
+        sqlx::query_scalar("select current_setting('autovacuum')")
+            .fetch_one(pool)
+            .await;
+    if setting.is_ok_and(|on| on == "off") {
+        tracing::warn!(
+            "Postgres runs with autovacuum = off: the indexer updates counters in place, and \
+             their dead row versions pile up in tables and indexes; turn it on, or vacuum the \
+             database on a schedule"
         );
     }
 }
