@@ -41,7 +41,9 @@ use serde_json::Value;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
 
-use common::{applied, cores, cpu, env_or, free_port, fresh_database, mix, wait_for_cursor};
+use common::{
+    applied, cores, cpu, env_or, free_port, fresh_database, median, mix, wait_for_cursor,
+};
 use support::jetstream::ScriptedJetstream;
 
 const TRACKS: i64 = 100_000;
@@ -589,17 +591,6 @@ async fn settle(pool: &PgPool) -> Result<f64> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(started.elapsed().as_secs_f64())
-}
-
-/// The middle value (the mean of the two middle ones for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => f64::midpoint(values[n / 2 - 1], values[n / 2]),
-    }
 }
 
 #[tokio::main]
