@@ -176,7 +176,7 @@ pub async fn top(
 }
 
 /// Tracks liked since `since`, each like (by an active actor; an actor's likes of one track
-/// once, the newest) weighted 2^((created_at - since) / half_life), highest score first (ties
+/// once, the newest) weighted 2^((sort_at - since) / half_life), highest score first (ties
 /// by URI, descending), after `after`. Growth from a fixed `since` orders tracks as decay from
 /// now would, and keeps scores stable between pages while `since` is. Scores are in millionths.
 #[instrument(skip(db))]
@@ -201,7 +201,9 @@ pub async fn trending(
 
 /// Tracks by their likes since `since` (active likers, one like per actor and track), each
 /// weighing 1, or growing with a `half_life` as [`trending`] explains; the score is the sum
-/// of weights in millionths. Reads migration 0009's like-time index.
+/// of weights in millionths. A like's time is its `sort_at`, least(createdAt, indexedAt): a
+/// like dated in the future counts from when it was indexed (migration 0014, whose index this
+/// reads).
 ///
 /// The scores are ranked (after the cursor) before any track is joined, so only the page's
 /// tracks and the few hidden ones among them are fetched: joining first made Postgres fetch
@@ -216,13 +218,13 @@ async fn recent_likes(
     limit: i64,
 ) -> Result<Vec<ScoredTrackRow>, sqlx::Error> {
     sqlx::query_as(concat!(
-        "with pairs as (select distinct on (l.subject_uri, l.did) l.subject_uri, l.created_at \
+        "with pairs as (select distinct on (l.subject_uri, l.did) l.subject_uri, l.sort_at \
            from track_like l join actor la on la.did = l.did and la.active \
-           where l.created_at >= $1 \
-           order by l.subject_uri, l.did, l.created_at desc), \
+           where l.sort_at >= $1 \
+           order by l.subject_uri, l.did, l.sort_at desc), \
          recent as (select subject_uri, \
            floor(sum(case when $2::float8 is null then 1 else power(2::float8, \
-                 least(extract(epoch from created_at - $1)::float8 / $2, 40)) end) * 1000000) \
+                 least(extract(epoch from sort_at - $1)::float8 / $2, 40)) end) * 1000000) \
              ::bigint as score \
            from pairs group by subject_uri), \
          ranked as (select subject_uri, score from recent \

@@ -134,6 +134,60 @@ async fn trending_weighs_recent_likes_over_older_ones(db: PgPool) {
     }
 }
 
+/// A like whose record says it was created ten years from now, indexed `hours_ago` hours ago:
+/// stored as the indexer stores it, with `sort_at` = least(createdAt, indexedAt).
+async fn future_dated_like(db: &PgPool, did: &str, rkey: &str, subject: &str, hours_ago: f64) {
+    sqlx::query(
+        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, indexed_at, \
+                                 sort_at) \
+         values ($1, $2, $3, $4, '3kaaaaaaaaaaa', $5, now() + interval '10 years', \
+                 now() - make_interval(secs => $6), now() - make_interval(secs => $6))",
+    )
+    .bind(format!("at://{did}/fm.plyr.like/{rkey}"))
+    .bind(did)
+    .bind(rkey)
+    .bind(support::CID)
+    .bind(subject)
+    .bind(hours_ago * 3600.0)
+    .execute(db)
+    .await
+    .expect("insert like");
+}
+
+#[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
+async fn likes_dated_in_the_future_count_from_when_they_were_indexed(db: PgPool) {
+    for did in [ALICE, BOB, CAROL, EVE] {
+        support::actor(&db, did, None).await;
+    }
+    let honest = support::track(&db, ALICE, "honest", 1).await;
+    let gamed = support::track(&db, BOB, "gamed", 2).await;
+    let old = support::track(&db, BOB, "old", 3).await;
+    // Two likes an hour ago against three dated ten years ahead, indexed 12 hours ago: by
+    // their `createdAt` those would fall in every window and each weigh 2^40 in trending.
+    like_ago(&db, BOB, "l1", &honest, 1.0).await;
+    like_ago(&db, CAROL, "l2", &honest, 1.0).await;
+    for (liker, rkey) in [(ALICE, "f1"), (CAROL, "f2"), (EVE, "f3")] {
+        future_dated_like(&db, liker, rkey, &gamed, 12.0).await;
+    }
+    // Indexed two days ago: outside a one-day window, whatever its record says.
+    future_dated_like(&db, EVE, "f4", &old, 48.0).await;
+
+    let body = ok(&db, "fm.plyr.feed.getTrending", "").await;
+    assert_eq!(
+        uris(body["tracks"].as_array().expect("tracks")),
+        [honest.clone(), gamed.clone()]
+    );
+    let since = (chrono::Utc::now() - chrono::TimeDelta::days(1)).to_rfc3339();
+    let query = format!("since={}", enc(&since));
+    let body = ok(&db, "fm.plyr.feed.getTopTracks", &query).await;
+    // Counted from when they were indexed, the three likes of `gamed` are in the window;
+    // the one of `old` is not.
+    assert_eq!(
+        uris(body["tracks"].as_array().expect("tracks")),
+        [gamed, honest]
+    );
+}
+
 /// GETs `path` from `app` (one app across calls, so its caches are shared); the JSON body.
 async fn get_json(app: &axum::Router, path: &str) -> Value {
     use tower::ServiceExt;
