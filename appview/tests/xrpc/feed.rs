@@ -12,19 +12,37 @@ const BOB: &str = "did:plc:bob";
 const CAROL: &str = "did:plc:carol";
 const EVE: &str = "did:plc:eve";
 
-/// A like of `subject` by `did`, created `hours_ago` hours before now.
+/// A like of `subject` by `did`, created `hours_ago` hours before now and indexed now.
 async fn like_ago(db: &PgPool, did: &str, rkey: &str, subject: &str, hours_ago: f64) {
+    like_at(db, did, rkey, subject, -hours_ago, 0.0).await;
+}
+
+/// A like whose record says it was created `created_in` hours from now (negative: ago),
+/// indexed `indexed_ago` hours ago, stored as the indexer stores it: `sort_at` =
+/// least(createdAt, indexedAt).
+async fn like_at(
+    db: &PgPool,
+    did: &str,
+    rkey: &str,
+    subject: &str,
+    created_in: f64,
+    indexed_ago: f64,
+) {
     sqlx::query(
-        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, sort_at) \
-         values ($1, $2, $3, $4, '3kaaaaaaaaaaa', $5, now() - make_interval(secs => $6), \
-                 now() - make_interval(secs => $6))",
+        "with t as (select now() + make_interval(secs => $6) as created, \
+                           now() - make_interval(secs => $7) as indexed) \
+         insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, indexed_at, \
+                                 sort_at) \
+         select $1, $2, $3, $4, '3kaaaaaaaaaaa', $5, created, indexed, least(created, indexed) \
+         from t",
     )
     .bind(format!("at://{did}/fm.plyr.like/{rkey}"))
     .bind(did)
     .bind(rkey)
     .bind(support::CID)
     .bind(subject)
-    .bind(hours_ago * 3600.0)
+    .bind(created_in * 3600.0)
+    .bind(indexed_ago * 3600.0)
     .execute(db)
     .await
     .expect("insert like");
@@ -134,28 +152,9 @@ async fn trending_weighs_recent_likes_over_older_ones(db: PgPool) {
     }
 }
 
-/// A like whose record says it was created ten years from now, indexed `hours_ago` hours ago:
-/// stored as the indexer stores it, with `sort_at` = least(createdAt, indexedAt).
-async fn future_dated_like(db: &PgPool, did: &str, rkey: &str, subject: &str, hours_ago: f64) {
-    sqlx::query(
-        "insert into track_like (uri, did, rkey, cid, rev, subject_uri, created_at, indexed_at, \
-                                 sort_at) \
-         values ($1, $2, $3, $4, '3kaaaaaaaaaaa', $5, now() + interval '10 years', \
-                 now() - make_interval(secs => $6), now() - make_interval(secs => $6))",
-    )
-    .bind(format!("at://{did}/fm.plyr.like/{rkey}"))
-    .bind(did)
-    .bind(rkey)
-    .bind(support::CID)
-    .bind(subject)
-    .bind(hours_ago * 3600.0)
-    .execute(db)
-    .await
-    .expect("insert like");
-}
-
 #[sqlx::test(migrator = "plyr_migrations::MIGRATOR")]
 async fn likes_dated_in_the_future_count_from_when_they_were_indexed(db: PgPool) {
+    const TEN_YEARS: f64 = 10.0 * 365.0 * 24.0;
     for did in [ALICE, BOB, CAROL, EVE] {
         support::actor(&db, did, None).await;
     }
@@ -167,10 +166,10 @@ async fn likes_dated_in_the_future_count_from_when_they_were_indexed(db: PgPool)
     like_ago(&db, BOB, "l1", &honest, 1.0).await;
     like_ago(&db, CAROL, "l2", &honest, 1.0).await;
     for (liker, rkey) in [(ALICE, "f1"), (CAROL, "f2"), (EVE, "f3")] {
-        future_dated_like(&db, liker, rkey, &gamed, 12.0).await;
+        like_at(&db, liker, rkey, &gamed, TEN_YEARS, 12.0).await;
     }
     // Indexed two days ago: outside a one-day window, whatever its record says.
-    future_dated_like(&db, EVE, "f4", &old, 48.0).await;
+    like_at(&db, EVE, "f4", &old, TEN_YEARS, 48.0).await;
 
     let body = ok(&db, "fm.plyr.feed.getTrending", "").await;
     assert_eq!(
