@@ -120,7 +120,7 @@ async fn by_name(
     after: Option<(&str, &str)>,
     limit: i64,
 ) -> Result<Vec<HitRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
+    const SQL: &str = concat!(
         "select kind, key, rank, name from ( \
            (select 'track' as kind, t.uri as key,",
         search_rank!("t.title_norm"),
@@ -174,16 +174,8 @@ async fn by_name(
         after_name!("l.name_norm", "l.uri"),
         "order by l.name_norm collate \"C\", l.uri limit $7) \
          ) hits order by name, key limit $7"
-    ))
-    .bind(q)
-    .bind(kinds.tracks)
-    .bind(kinds.actors)
-    .bind(list_types)
-    .bind(after.map(|(name, _)| name))
-    .bind(after.map(|(_, key)| key))
-    .bind(limit)
-    .fetch_all(tx)
-    .await
+    );
+    fetch(tx, SQL, q, kinds, list_types, after, limit).await
 }
 
 /// Hits whose normalized name contains `q` later or is only similar to it, by (rank, key),
@@ -196,7 +188,7 @@ async fn ranked(
     after: Option<(i64, &str)>,
     limit: i64,
 ) -> Result<Vec<HitRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
+    const SQL: &str = concat!(
         "select kind, key, rank, null::text as name from ( \
            select 'track' as kind, t.uri as key,",
         search_rank!("t.title_norm"),
@@ -254,14 +246,33 @@ async fn ranked(
         ") hits \
          where (rank, key) > (coalesce($5, -1), coalesce($6, '')) \
          order by rank, key limit $7"
-    ))
-    .bind(q)
-    .bind(kinds.tracks)
-    .bind(kinds.actors)
-    .bind(list_types)
-    .bind(after.map(|(rank, _)| rank))
-    .bind(after.map(|(_, key)| key))
-    .bind(limit)
-    .fetch_all(tx)
-    .await
+    );
+    fetch(tx, SQL, q, kinds, list_types, after, limit).await
+}
+
+/// Runs one of the two search statements: both bind the query, the kinds, the list types, the
+/// cursor's position (a name or a rank) and key, and the limit, as $1..$7.
+async fn fetch<P>(
+    tx: &mut PgConnection,
+    sql: &'static str,
+    q: &str,
+    kinds: Kinds,
+    list_types: &[&str],
+    after: Option<(P, &str)>,
+    limit: i64,
+) -> Result<Vec<HitRow>, sqlx::Error>
+where
+    P: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let (position, key) = after.unzip();
+    sqlx::query_as(sql)
+        .bind(q)
+        .bind(kinds.tracks)
+        .bind(kinds.actors)
+        .bind(list_types)
+        .bind(position)
+        .bind(key)
+        .bind(limit)
+        .fetch_all(tx)
+        .await
 }
